@@ -1,0 +1,93 @@
+"""Train and test loaders that carry viewpoints, built from FastReID's own loader functions.
+
+The sampler (``NaiveIdentitySampler``, ``BalancedIdentitySampler``, ...) is FastReID's and samples per
+identity, never per identity-viewpoint class, so metric losses keep their meaning.
+"""
+import logging
+import os
+
+from fastreid.data import build as fr_build
+from fastreid.data.datasets import DATASET_REGISTRY
+from fastreid.data.transforms import build_transforms
+from fastreid.utils import comm
+
+from .bases import ViewpointDataset
+from .common import ViewpointCommDataset
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["load_dataset", "build_viewpoint_train_loader", "build_viewpoint_test_loader", "flip_settings"]
+
+
+def datasets_root():
+    return os.getenv("FASTREID_DATASETS", "datasets")
+
+
+def load_dataset(cfg, name, **kwargs):
+    """Instantiate a registered dataset; viewpoint datasets get V and the viewpoint options."""
+    cls = DATASET_REGISTRY.get(name)
+    if issubclass(cls, ViewpointDataset):
+        kwargs.update(num_viewpoints=cfg.MODEL.VAL.NUM_VIEWPOINTS,
+                      missing_annotation=cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION)
+        if hasattr(cls, "settings") or "settings" in cls.__init__.__code__.co_varnames:
+            from ..config import synth_settings
+
+            kwargs.setdefault("settings", synth_settings(cfg))
+        if "split_seed" in cls.__init__.__code__.co_varnames:
+            kwargs.setdefault("split_seed", cfg.DATASETS.VIEWPOINT.SPLIT_SEED)
+    return cls(root=datasets_root(), **kwargs)
+
+
+def flip_settings(cfg, datasets):
+    """(flip probability, viewpoint flip map) for the training set, or an error that says what to change.
+
+    Random flip is done by :class:`ViewpointCommDataset` itself so that the label follows the image.
+    Refused when a dataset's viewpoints tell left from right and it has no flip map, or when
+    ``DATASETS.VIEWPOINT.FLIP_LABELS`` is off for such a V.
+    """
+    if not cfg.INPUT.FLIP.ENABLED:
+        return 0.0, None
+    v = cfg.MODEL.VAL.NUM_VIEWPOINTS
+    maps = [getattr(d, "flip_map", list(range(v))) for d in datasets]
+    names = [type(d).__name__ for d in datasets]
+    for name, m in zip(names, maps):
+        if m is None:
+            raise ValueError(f"{name} does not say how its viewpoints change under a horizontal flip: "
+                             "set INPUT.FLIP.ENABLED False or give the dataset a flip_map.")
+    if any(m != maps[0] for m in maps):
+        raise ValueError(f"training datasets {names} disagree on how viewpoints change under a flip")
+    flip_map = maps[0]
+    if flip_map != list(range(len(flip_map))) and not cfg.DATASETS.VIEWPOINT.FLIP_LABELS:
+        raise ValueError(f"MODEL.VAL.NUM_VIEWPOINTS={v} tells left from right, so a random flip changes the "
+                         "viewpoint: set DATASETS.VIEWPOINT.FLIP_LABELS True (the label flips with the image) "
+                         "or INPUT.FLIP.ENABLED False.")
+    return cfg.INPUT.FLIP.PROB, flip_map
+
+
+def build_viewpoint_train_loader(cfg):
+    datasets = []
+    items = []
+    for name in cfg.DATASETS.NAMES:
+        data = load_dataset(cfg, name, combineall=cfg.DATASETS.COMBINEALL)
+        if comm.is_main_process():
+            data.show_train()
+        datasets.append(data)
+        items.extend(data.train)
+    flip_prob, flip_map = flip_settings(cfg, datasets)
+    tcfg = cfg.clone()
+    tcfg.defrost()
+    tcfg.INPUT.FLIP.ENABLED = False  # flipped (with its label) by ViewpointCommDataset
+    transforms = build_transforms(tcfg, is_train=True)
+    train_set = ViewpointCommDataset(items, transforms, relabel=True, flip_prob=flip_prob, flip_map=flip_map)
+    args = fr_build._train_loader_from_config(cfg, train_set=train_set, transforms=transforms)
+    return fr_build.build_reid_train_loader(**args)
+
+
+def build_viewpoint_test_loader(cfg, dataset_name, **dataset_kwargs):
+    data = load_dataset(cfg, dataset_name, **dataset_kwargs)
+    if comm.is_main_process():
+        data.show_test()
+    test_set = ViewpointCommDataset(data.query + data.gallery, build_transforms(cfg, is_train=False), relabel=False)
+    loader = fr_build.build_reid_test_loader(test_set=test_set, test_batch_size=cfg.TEST.IMS_PER_BATCH,
+                                             num_query=len(data.query), num_workers=cfg.DATALOADER.NUM_WORKERS)
+    return loader

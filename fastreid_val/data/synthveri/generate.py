@@ -1,0 +1,133 @@
+"""Writing SynthVeRi in VeRi-776's layout, deterministically and safely under concurrent first use.
+
+Layout: ``image_train/``, ``image_query/``, ``image_test/`` with ``PPPP_cCCC_FFFFFFFF_0.jpg``, and
+``keypoint_train.txt`` / ``keypoint_test.txt`` in VeRi's 42-field annotation format. As in VeRi,
+each test identity has its query images from one camera, and ``image_test`` holds all its images
+from all cameras (the evaluator ignores same-camera matches).
+"""
+import fcntl
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .render import Camera, render
+from .vehicles import COLOURS, MODELS, sample_vehicle
+
+__all__ = ["SynthSettings", "generate", "ensure_synthveri", "ORIENTATION_FREQUENCIES"]
+
+# Orientation frequencies of the real VeRi-776 test annotation sample (1,410 lines):
+# front 152, rear 113, left 9, left-front 387, left-rear 371, right 39, right-front 128, right-rear 211.
+ORIENTATION_FREQUENCIES = np.array([152, 113, 9, 387, 371, 39, 128, 211], dtype=np.float64) / 1410
+
+
+@dataclass(frozen=True)
+class SynthSettings:
+    num_train_ids: int = 200
+    num_test_ids: int = 100
+    images_per_id: int = 16
+    num_cameras: int = 8
+    cameras_per_id: int = 4
+    width: int = 64
+    height: int = 64
+    num_models: int = 3  # vehicle models in use (of 6); with 3 colours: 9 look-alike groups
+    num_colours: int = 3
+    seed: int = 0
+
+    def folder_name(self) -> str:
+        default = SynthSettings()
+        if self == default:
+            return "synthveri"
+        return "synthveri-" + "-".join(f"{v}" for v in asdict(self).values())
+
+
+def _cameras(settings, rng):
+    cams = []
+    for _ in range(settings.num_cameras):
+        cams.append(Camera(
+            background=tuple(int(x) for x in rng.integers(60, 200, 3)),
+            gain=float(rng.uniform(0.6, 1.3)),
+            cast=tuple(float(x) for x in rng.uniform(0.85, 1.15, 3)),
+            blur=float(rng.uniform(0.0, 1.0)),
+            scale=float(rng.uniform(0.75, 1.0)),
+            occlusion=float(rng.uniform(0.0, 0.3)),
+        ))
+    return cams
+
+
+def _line(split, name, points, orientation):
+    coords = " ".join(f"{x} {y}" for x, y in points)
+    return f"VeRi/{split}/{name} {coords} {orientation}\n"
+
+
+def generate(out_dir: str, settings: SynthSettings) -> None:
+    """Write the dataset into ``out_dir`` (created). Same settings -> identical bytes."""
+    if min(settings.num_train_ids, settings.num_test_ids, settings.images_per_id, settings.num_cameras) < 1:
+        raise ValueError(f"SynthVeRi settings must be positive: {settings}")
+    master = np.random.default_rng(settings.seed)
+    cameras = _cameras(settings, master)
+    models = list(range(min(settings.num_models, len(MODELS))))
+    colours = COLOURS[: settings.num_colours]
+    for d in ("image_train", "image_query", "image_test"):
+        os.makedirs(os.path.join(out_dir, d), exist_ok=True)
+    ann = {"train": [], "test": []}
+    total = settings.num_train_ids + settings.num_test_ids
+    for pid in range(1, total + 1):
+        rng = np.random.default_rng([settings.seed, pid])
+        car = sample_vehicle(rng, models[int(rng.integers(len(models)))], colours[int(rng.integers(len(colours)))])
+        cams = rng.choice(settings.num_cameras, size=min(settings.cameras_per_id, settings.num_cameras), replace=False)
+        # A camera sees passing vehicles mostly from one orientation.
+        cam_orientation = {int(c): int(rng.choice(8, p=ORIENTATION_FREQUENCIES)) for c in cams}
+        is_train = pid <= settings.num_train_ids
+        query_cam = int(cams[0])
+        for k in range(settings.images_per_id):
+            cam = int(cams[k % len(cams)])
+            orientation = cam_orientation[cam] if rng.random() < 0.8 else int(rng.choice(8, p=ORIENTATION_FREQUENCIES))
+            img, points = render(car, orientation, cameras[cam], rng, (settings.width, settings.height))
+            name = f"{pid:04d}_c{cam + 1:03d}_{k * 1000 + cam:08d}_0.jpg"
+            if is_train:
+                folders = ["image_train"]
+            else:
+                folders = ["image_test"] + (["image_query"] if cam == query_cam else [])
+            for folder in folders:
+                img.save(os.path.join(out_dir, folder, name), quality=92)
+            split = "train" if is_train else "test"
+            ann[split].append(_line("image_train" if is_train else "image_test", name, points, orientation))
+    for split, lines in ann.items():
+        with open(os.path.join(out_dir, f"keypoint_{split}.txt"), "w") as f:
+            f.writelines(lines)
+    with open(os.path.join(out_dir, "settings.json"), "w") as f:
+        json.dump(asdict(settings), f, indent=1)
+
+
+def ensure_synthveri(root: str, settings: SynthSettings = SynthSettings()) -> str:
+    """Return ``<root>/<folder>``, generating it on first use.
+
+    Two processes starting at once: a file lock serialises them, the data is written into a temporary
+    folder and renamed into place, so a reader never sees a half-written dataset.
+    """
+    os.makedirs(root, exist_ok=True)
+    target = os.path.join(root, settings.folder_name())
+    marker = os.path.join(target, "settings.json")
+    if os.path.exists(marker):
+        return target
+    with open(os.path.join(root, ".synthveri.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            if os.path.exists(marker):
+                return target
+            if os.path.exists(target):  # an interrupted earlier attempt
+                shutil.rmtree(target)
+            tmp = tempfile.mkdtemp(prefix=".synthveri-tmp-", dir=root)
+            try:
+                generate(tmp, settings)
+                os.rename(tmp, target)
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return target

@@ -1,0 +1,74 @@
+"""Rank metrics with an arbitrary set of ignored gallery entries: cross-view and same-view retrieval.
+
+Shape legend: Q queries, G gallery images.
+
+* stock: FastReID's protocol, gallery images of the query's identity *and* camera are ignored.
+* cross-view: additionally, positives seen from the query's own viewpoint are ignored, so only
+  matches across viewpoints count (what VAL claims to improve).
+* same-view: additionally, positives seen from another viewpoint are ignored.
+Positives whose viewpoint, or whose query's viewpoint, is unknown (-1) count in neither view
+metric. Queries left with no positive are skipped, as in FastReID.
+"""
+import numpy as np
+
+__all__ = ["rank_metrics", "view_masks", "view_metrics"]
+
+
+def rank_metrics(dist, q_pids, g_pids, keep, max_rank=10, chunk=256):
+    """CMC, mAP and mINP over the kept gallery entries.
+
+    Args:
+        dist: [Q, G] distances (smaller is closer). q_pids: [Q]; g_pids: [G].
+        keep: [Q, G] bool, False for gallery entries ignored for that query.
+    Returns:
+        (cmc [max_rank], mAP, mINP, number of valid queries); NaNs when no query is valid.
+    """
+    cmc_sum = np.zeros(max_rank)
+    ap, inp = [], []
+    for s in range(0, dist.shape[0], chunk):
+        d, qp, kp = dist[s:s + chunk], q_pids[s:s + chunk], keep[s:s + chunk]
+        order = np.argsort(d, axis=1, kind="stable")
+        rows = np.arange(d.shape[0])[:, None]
+        kept = kp[rows, order]
+        match = (g_pids[order] == qp[:, None]) & kept
+        rank = np.cumsum(kept, axis=1)  # 1-based rank among kept entries
+        hits = np.cumsum(match, axis=1)
+        n_pos = hits[:, -1]
+        valid = n_pos > 0
+        if not valid.any():
+            continue
+        first = np.where(match, rank, np.iinfo(np.int64).max).min(axis=1)
+        last = np.where(match, rank, 0).max(axis=1)
+        precision = np.where(match, hits / np.maximum(rank, 1), 0.0).sum(axis=1)
+        for r in range(max_rank):
+            cmc_sum[r] += np.sum(first[valid] <= r + 1)
+        ap.extend((precision[valid] / n_pos[valid]).tolist())
+        inp.extend((n_pos[valid] / last[valid]).tolist())
+    n = len(ap)
+    if n == 0:
+        return np.full(max_rank, np.nan), float("nan"), float("nan"), 0
+    return cmc_sum / n, float(np.mean(ap)), float(np.mean(inp)), n
+
+
+def view_masks(q_pids, g_pids, q_camids, g_camids, q_views, g_views):
+    """Keep-masks [Q, G] for the stock, cross-view and same-view protocols."""
+    positive = q_pids[:, None] == g_pids[None, :]
+    stock = ~(positive & (q_camids[:, None] == g_camids[None, :]))
+    known = (q_views[:, None] >= 0) & (g_views[None, :] >= 0)
+    same_view = q_views[:, None] == g_views[None, :]
+    cross = stock & ~(positive & ~(known & ~same_view))
+    same = stock & ~(positive & ~(known & same_view))
+    return stock, cross, same
+
+
+def view_metrics(dist, q_pids, g_pids, q_camids, g_camids, q_views, g_views):
+    """{"xview-Rank-1", "xview-mAP", "sview-Rank-1", "sview-mAP", ...} in percent."""
+    _, cross, same = view_masks(q_pids, g_pids, q_camids, g_camids, q_views, g_views)
+    results = {}
+    for prefix, keep in (("xview", cross), ("sview", same)):
+        cmc, m_ap, m_inp, n = rank_metrics(dist, q_pids, g_pids, keep)
+        results[f"{prefix}-Rank-1"] = cmc[0] * 100
+        results[f"{prefix}-Rank-5"] = cmc[4] * 100
+        results[f"{prefix}-mAP"] = m_ap * 100
+        results[f"{prefix}-queries"] = n
+    return results

@@ -1,0 +1,35 @@
+"""Build FastReID's Cython rank evaluator at install time (never at run time; see compat S4)."""
+import importlib.util
+import logging
+import os
+import subprocess
+import sys
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["rank_cylib_dir", "build_rank_cylib"]
+
+
+def rank_cylib_dir():
+    spec = importlib.util.find_spec("fastreid")
+    if spec is None:
+        raise ModuleNotFoundError("fastreid is not installed (pip install --no-deps fastreid==1.4.0)")
+    return os.path.join(list(spec.submodule_search_locations)[0], "evaluation", "rank_cylib")
+
+
+def build_rank_cylib() -> int:
+    """Compile rank_cy/roc_cy in place; returns the exit status (0 when built or already there)."""
+    from ..compat import rank_cylib_available
+
+    if rank_cylib_available():
+        print("fastreid rank_cylib: already built")
+        return 0
+    path = rank_cylib_dir()
+    ret = subprocess.run([sys.executable, "setup.py", "build_ext", "--inplace"], cwd=path,
+                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if ret.returncode != 0:
+        print(ret.stdout[-4000:], file=sys.stderr)
+        print("fastreid rank_cylib: build failed; evaluation will use the slower Python path", file=sys.stderr)
+        return ret.returncode
+    print(f"fastreid rank_cylib: built in {path}")
+    return 0

@@ -1,0 +1,36 @@
+"""fastreid-val: the Viewpoint-Aware Loss (VAL) for vehicle re-identification, as a FastReID plugin.
+
+FastReID itself is installed separately with ``--no-deps`` (see the Makefile): the metadata of its
+only release pins torch 1.13.1, which has no build for current Python versions. Its real runtime
+dependencies are declared here instead.
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="fastreid-val",
+    version="0.1.0",
+    description="Viewpoint-Aware Loss (partition and reunion) for vehicle ReID, as a FastReID plugin",
+    packages=find_packages(include=["fastreid_val", "fastreid_val.*"]),
+    python_requires=">=3.9",
+    install_requires=[
+        "torch>=2.0",
+        "torchvision",
+        "numpy>=2,<3",
+        "opencv-python-headless>=4.7",
+        "scikit-learn>=1.2",
+        "tabulate>=0.9",
+        "tensorboard>=2.12",
+        "termcolor>=2.2",
+        "yacs>=0.1.8",
+        "matplotlib",  # used by fastreid.utils.visualizer and our plots, undeclared upstream
+        "tqdm",  # likewise
+        "Cython",  # builds FastReID's compiled rank evaluator at install time
+        "Pillow",
+    ],
+    extras_require={
+        # Exactly one FAISS build: CPU everywhere, or the GPU build for CUDA users.
+        "cpu": ["faiss-cpu>=1.7.3"],
+        "gpu": ["faiss-gpu-cu12"],
+        "test": ["pytest"],
+    },
+)
