@@ -5,7 +5,7 @@ FastReID's.
 """
 import logging
 
-from fastreid.engine import DefaultTrainer
+from fastreid.engine import DefaultTrainer, hooks
 
 from ..data.build import build_viewpoint_test_loader, build_viewpoint_train_loader
 from ..evaluation import ViewpointReidEvaluator
@@ -31,6 +31,13 @@ class ViewpointTrainer(DefaultTrainer):
     def build_evaluator(cls, cfg, dataset_name, output_dir=None):
         data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
         return data_loader, ViewpointReidEvaluator(cfg, num_query, output_dir)
+
+    def build_hooks(self):
+        ret = super().build_hooks()
+        for hook in ret:
+            if isinstance(hook, hooks.PeriodicWriter):
+                hook._period = self.cfg.LOG.PERIOD
+        return ret
 
     def resume_or_load(self, resume=True):
         path = self.checkpointer.get_checkpoint_file() if resume and self.checkpointer.has_checkpoint() \

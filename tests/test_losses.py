@@ -1,0 +1,178 @@
+"""VAL's losses against naive float64 loops over the equations, plus their documented properties."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from fastreid.layers.any_softmax import CircleSoftmax
+
+from fastreid_val.modeling.losses import multi_boundary_logits, partition_loss, reunion_loss
+
+
+def naive_partition(cosine, ids, views, scale, m, mb):
+    """Eq. 3 with Eq. 4 or Eq. 7, one sample and one class at a time."""
+    n, c, v = cosine.shape
+    total = 0.0
+    for i in range(n):
+        vi = int(views[i])
+        if vi < 0:
+            vi = max(range(v), key=lambda k: float(cosine[i, ids[i], k]))
+        phi = {}
+        for j in range(c):
+            for k in range(v):
+                s = float(cosine[i, j, k])
+                if not mb:
+                    phi[j, k] = s
+                elif j == int(ids[i]):
+                    phi[j, k] = max(1 + m - s, 0.0) * (s - (1 - m))
+                else:
+                    phi[j, k] = max(s + m, 0.0) * (s - m)
+        denom = sum(math.exp(scale * p) for p in phi.values())
+        total += -math.log(math.exp(scale * phi[int(ids[i]), vi]) / denom)
+    return total / n
+
+
+def naive_reunion(centers, reduction):
+    c, v, _ = centers.shape
+    per = []
+    for j in range(c):
+        acc = 0.0
+        for k in range(v):
+            for l in range(k + 1, v):
+                a, b = centers[j, k], centers[j, l]
+                acc += float(a @ b) / (float(a.norm()) * float(b.norm()))
+        per.append(-2.0 / (v * (v - 1)) * acc if v > 1 else 0.0)
+    return sum(per) if reduction == "sum" else sum(per) / c
+
+
+def random_batch(n=6, c=4, v=2, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    cosine = torch.rand(n, c, v, generator=g, dtype=dtype) * 2 - 1
+    ids = torch.randint(0, c, (n,), generator=g)
+    views = torch.randint(0, v, (n,), generator=g)
+    return cosine, ids, views
+
+
+def test_worked_example():
+    # One sample of identity 0 seen from viewpoint 0; C=1, V=2; s = (0.8, 0.2); gamma=2, no MB:
+    # L = -log(e^1.6 / (e^1.6 + e^0.4)) = log(1 + e^-1.2) = 0.2633...
+    cosine = torch.tensor([[[0.8, 0.2]]], dtype=torch.float64)
+    loss = partition_loss(cosine, torch.tensor([0]), torch.tensor([0]), scale=2.0, multi_boundary=False)
+    assert loss.item() == pytest.approx(math.log(1 + math.exp(-1.2)), abs=1e-12)
+    # With MB, m=0.5: phi(0,0) = (1.5-0.8)(0.8-0.5) = 0.21, phi(0,1) = (1.5-0.2)(0.2-0.5) = -0.39
+    # (both positive form: same identity). L = log(1 + e^{2(-0.39-0.21)}) = log(1 + e^-1.2).
+    loss = partition_loss(cosine, torch.tensor([0]), torch.tensor([0]), scale=2.0, margin=0.5)
+    assert loss.item() == pytest.approx(math.log(1 + math.exp(-1.2)), abs=1e-12)
+
+
+@pytest.mark.parametrize("mb", [True, False])
+@pytest.mark.parametrize("v", [1, 2, 4])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_partition_matches_naive_loop(mb, v, dtype):
+    cosine, ids, views = random_batch(n=7, c=5, v=v, seed=v, dtype=dtype)
+    views[0] = -1  # one unknown viewpoint
+    got = partition_loss(cosine, ids, views, scale=48.0, margin=0.5, multi_boundary=mb)
+    want = naive_partition(cosine.double(), ids, views, 48.0, 0.5, mb)
+    tol = 1e-10 if dtype == torch.float64 else 1e-3
+    assert got.dtype == dtype
+    assert got.item() == pytest.approx(want, rel=tol, abs=tol)
+
+
+def test_v1_with_mb_is_circle_softmax_and_without_is_normsoftmax():
+    cosine, ids, views = random_batch(n=8, c=6, v=1, seed=1)
+    circle = CircleSoftmax(6, 48.0, 0.35)(cosine[:, :, 0].clone(), ids)
+    assert partition_loss(cosine, ids, views, 48.0, 0.35, True).item() == pytest.approx(
+        F.cross_entropy(circle, ids).item(), abs=1e-10)
+    assert partition_loss(cosine, ids, views, 48.0, 0.35, False).item() == pytest.approx(
+        F.cross_entropy(48.0 * cosine[:, :, 0], ids).item(), abs=1e-10)
+
+
+def test_intra_identity_boundary_is_plain():
+    # Positive form f(s) = (1+m-s)(s-1+m) is increasing on [-1, 1]: phi(y,1) > phi(y,2) iff s11 > s12.
+    s = torch.linspace(-1, 1, 41, dtype=torch.float64)
+    s11, s12 = torch.meshgrid(s, s, indexing="ij")
+    cos = torch.stack([s11.flatten(), s12.flatten()], dim=1)[:, None, :]  # [N, C=1, V=2]
+    phi = multi_boundary_logits(cos, torch.zeros(len(cos), dtype=torch.long), 0.5)[:, 0]
+    differ = (cos[:, 0, 0] - cos[:, 0, 1]).abs() > 1e-9
+    assert torch.equal((phi[:, 0] > phi[:, 1])[differ], (cos[:, 0, 0] > cos[:, 0, 1])[differ])
+
+
+def test_inter_identity_boundary_is_strict():
+    # phi(1,1) > phi(2,k) iff (s11 - 1)^2 + s2k^2 < 2 m^2 (for s2k > -m, where [s + m]_+ is active).
+    m = 0.5
+    s = torch.linspace(-0.45, 1, 30, dtype=torch.float64)
+    s1, s2 = torch.meshgrid(s, s, indexing="ij")
+    cos = torch.stack([s1.flatten(), s2.flatten()], dim=1)[:, :, None]  # [N, C=2, V=1], identity 0
+    phi = multi_boundary_logits(cos, torch.zeros(len(cos), dtype=torch.long), m)[:, :, 0]
+    circle = (cos[:, 0, 0] - 1) ** 2 + cos[:, 1, 0] ** 2 - 2 * m * m
+    clear = circle.abs() > 1e-9
+    assert torch.equal((phi[:, 0] > phi[:, 1])[clear], (circle < 0)[clear])
+    # and it is stricter than the plain boundary: some s1 > s2 are still on the wrong side
+    assert bool(((cos[:, 0, 0] > cos[:, 1, 0]) & (circle > 0)).any())
+
+
+def test_unknown_viewpoint_goes_to_nearest_subcenter():
+    cosine = torch.tensor([[[0.1, 0.9], [0.3, 0.2]]], dtype=torch.float64)
+    unknown = partition_loss(cosine, torch.tensor([0]), torch.tensor([-1]))
+    assert unknown.item() == pytest.approx(partition_loss(cosine, torch.tensor([0]), torch.tensor([1])).item())
+    assert unknown.item() != pytest.approx(partition_loss(cosine, torch.tensor([0]), torch.tensor([0])).item())
+
+
+def test_single_identity_batch_and_empty_batch():
+    cosine, _, views = random_batch(n=5, c=3, v=2)
+    ids = torch.full((5,), 2)
+    got = partition_loss(cosine, ids, views)
+    assert got.item() == pytest.approx(naive_partition(cosine, ids, views, 48.0, 0.5, True), rel=1e-10)
+    empty = partition_loss(torch.zeros(0, 3, 2), torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long))
+    assert empty.item() == 0.0
+
+
+def test_bad_viewpoint_label_is_refused():
+    cosine, ids, views = random_batch(v=2)
+    views[0] = 2
+    with pytest.raises(ValueError, match="viewpoint labels must be in -1..1"):
+        partition_loss(cosine, ids, views)
+
+
+def test_partition_gradcheck_and_no_input_mutation():
+    cosine, ids, views = random_batch(n=4, c=3, v=2, seed=5)
+    cosine = (cosine * 0.9).requires_grad_()
+    before = cosine.detach().clone()
+    assert torch.autograd.gradcheck(lambda x: partition_loss(x, ids, views, 4.0, 0.5, False), (cosine,))
+    # With MB the [.]_+ factors are constants for back-propagation: the analytic gradient is that of
+    # Eq. 7 with the factors frozen at the current point, which finite differences check here.
+    m, x0 = 0.5, cosine.detach()
+    own = F.one_hot(ids, 3).bool()[:, :, None]
+    alpha_p, alpha_n = (1 + m - x0).clamp_min(0), (x0 + m).clamp_min(0)
+    target = ids * 2 + views
+
+    def frozen(x):
+        phi = torch.where(own, alpha_p * (x - (1 - m)), alpha_n * (x - m))
+        return F.cross_entropy(4.0 * phi.reshape(4, 6), target)
+
+    assert torch.autograd.gradcheck(frozen, (cosine,))
+    (ours,) = torch.autograd.grad(partition_loss(cosine, ids, views, 4.0, m, True), cosine)
+    (ref,) = torch.autograd.grad(frozen(cosine), cosine)
+    assert torch.allclose(ours, ref, atol=1e-12)
+    assert torch.equal(cosine.detach(), before)
+
+
+@pytest.mark.parametrize("v", [1, 2, 3, 4])
+@pytest.mark.parametrize("reduction", ["sum", "mean"])
+def test_reunion_matches_naive_loop(v, reduction):
+    centers = torch.randn(5, v, 7, dtype=torch.float64, generator=torch.Generator().manual_seed(v))
+    assert reunion_loss(centers, reduction).item() == pytest.approx(naive_reunion(centers, reduction), abs=1e-12)
+
+
+def test_reunion_values_and_gradcheck():
+    same = torch.ones(3, 2, 4, dtype=torch.float64)
+    assert reunion_loss(same).item() == pytest.approx(-3.0)  # cos = 1 for each of 3 identities
+    opposite = torch.stack([torch.ones(3, 4), -torch.ones(3, 4)], dim=1).double()
+    assert reunion_loss(opposite, "mean").item() == pytest.approx(1.0)
+    centers = torch.randn(3, 3, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda x: reunion_loss(x), (centers,))
+    # minimising L_R pulls sub-centers together
+    loss = reunion_loss(centers)
+    loss.backward()
+    with torch.no_grad():
+        assert reunion_loss(centers - 0.1 * centers.grad).item() < loss.item()
