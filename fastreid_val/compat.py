@@ -15,6 +15,12 @@ Shims applied *before* FastReID is imported (module-level names that upstream im
   ``fastreid/evaluation/testing.py:5`` import it, which blocks ``fastreid.engine``/``evaluation``.
 * S2 ``torch._six`` was removed in torch 2.0; ``fastreid/data/build.py:11`` imports
   ``string_classes`` from it, which blocks all of ``fastreid.data``.
+* S11 ``build_optimizer(contiguous=True)`` (``fastreid/solver/build.py:180``), called so by
+  ``DefaultTrainer.build_optimizer``, moves parameters into one flat buffer whose gradient is the
+  concatenation of the parameters' gradients. ``SimpleTrainer.run_step`` calls
+  ``optimizer.zero_grad()``, which sets gradients to ``None`` since torch 2.0: new gradient tensors
+  are then allocated, the flat buffer's gradient stays zero and *no parameter is ever updated*
+  (silently). Parameters stay separate instead. Applies everywhere.
 
 Shims applied *after* import (only without CUDA unless said otherwise):
 
@@ -249,6 +255,21 @@ def _patch_metric_printer():
     events.CommonMetricPrinter.write = write
 
 
+def _patch_optimizer():
+    import fastreid.engine.defaults as defaults
+    from fastreid.solver import build as solver_build
+
+    if getattr(defaults.build_optimizer, "_fastreid_val_shim", False):
+        return
+
+    @functools.wraps(solver_build.build_optimizer)
+    def build_optimizer(cfg, model, contiguous=False):  # S11
+        return solver_build.build_optimizer(cfg, model, contiguous=contiguous)
+
+    build_optimizer._fastreid_val_shim = True
+    defaults.build_optimizer = build_optimizer
+
+
 def apply() -> None:
     """Apply every shim once. Safe to call repeatedly."""
     global _APPLIED
@@ -261,4 +282,5 @@ def apply() -> None:
     _patch_output_dir()
     _patch_test_loader()
     _patch_metric_printer()
+    _patch_optimizer()
     _APPLIED = True
