@@ -15,13 +15,6 @@ Shims applied *before* FastReID is imported (module-level names that upstream im
   ``fastreid/evaluation/testing.py:5`` import it, which blocks ``fastreid.engine``/``evaluation``.
 * S2 ``torch._six`` was removed in torch 2.0; ``fastreid/data/build.py:11`` imports
   ``string_classes`` from it, which blocks all of ``fastreid.data``.
-* S11 ``build_optimizer(contiguous=True)`` (``fastreid/solver/build.py:180``), called so by
-  ``DefaultTrainer.build_optimizer``, moves parameters into one flat buffer whose gradient is the
-  concatenation of the parameters' gradients. ``SimpleTrainer.run_step`` calls
-  ``optimizer.zero_grad()``, which sets gradients to ``None`` since torch 2.0: new gradient tensors
-  are then allocated, the flat buffer's gradient stays zero and *no parameter is ever updated*
-  (silently). Parameters stay separate instead. Applies everywhere.
-
 Shims applied *after* import (only without CUDA unless said otherwise):
 
 * S3 ``DataLoaderX`` (``fastreid/data/data_utils.py:139``) creates a ``torch.cuda.Stream`` and
@@ -46,6 +39,12 @@ Shims applied *after* import (only without CUDA unless said otherwise):
 * S10 ``CommonMetricPrinter.write`` (``fastreid/utils/events.py:212``) reads ``storage.history("time")``
   only after the timer's warm-up; in a run shorter than the warm-up the ``_last_write`` estimate
   divides by zero or the ``time`` key is absent. Applies everywhere.
+* S11 ``build_optimizer(contiguous=True)`` (``fastreid/solver/build.py:180``), called so by
+  ``DefaultTrainer.build_optimizer``, moves parameters into one flat buffer whose gradient is the
+  concatenation of the parameters' gradients. ``SimpleTrainer.run_step`` calls
+  ``optimizer.zero_grad()``, which sets gradients to ``None`` since torch 2.0: new gradient tensors
+  are then allocated, the flat buffer's gradient stays zero and *no parameter is ever updated*
+  (silently). Parameters stay separate instead. Applies everywhere.
 """
 import collections
 import collections.abc

@@ -11,16 +11,29 @@ from .trainer import ViewpointTrainer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["setup", "main", "build_config"]
+__all__ = ["setup", "main", "build_config", "ConfigError"]
+
+
+class ConfigError(KeyError):
+    """An unknown or malformed config key; the message names it and where it came from."""
+
+    def __str__(self):
+        return self.args[0]
 
 
 def build_config(config_file="", opts=()):
     """The full config: FastReID defaults, ``MODEL.VAL``, the file, then command-line overrides."""
     cfg = get_cfg()
     add_val_config(cfg)
-    if config_file:
-        cfg.merge_from_file(config_file)
-    cfg.merge_from_list(list(opts or []))
+    for source, merge, arg in ((config_file, cfg.merge_from_file, config_file),
+                               ("command line", cfg.merge_from_list, list(opts or []))):
+        if not arg:
+            continue
+        try:
+            merge(arg)
+        except (KeyError, AssertionError, ValueError) as e:
+            msg = e.args[0] if e.args else str(e)
+            raise ConfigError(f"{source}: {msg}") from None
     resolve_device(cfg)
     validate_val_config(cfg)
     return cfg

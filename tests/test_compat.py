@@ -1,0 +1,145 @@
+"""Each FastReID 1.4.0 shim, with a check that fails without it."""
+import logging
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import fastreid_val.compat as compat
+
+no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="the shim applies only without CUDA")
+
+
+def _python(code):
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+def test_s1_s2_fastreid_imports_only_with_pre_import_shims():
+    bare = _python("import fastreid.data")
+    assert bare.returncode != 0 and ("_six" in bare.stderr or "Mapping" in bare.stderr)
+    shimmed = _python("import fastreid_val.compat as c; c.apply_pre_import_shims(); "
+                      "import fastreid.data, fastreid.engine, fastreid.evaluation")
+    assert shimmed.returncode == 0, shimmed.stderr[-2000:]
+
+
+@no_cuda
+def test_s3_train_loader_runs_without_cuda():
+    from fastreid.data import build
+    from fastreid.data.data_utils import DataLoaderX
+
+    with pytest.raises((RuntimeError, AssertionError, AttributeError)):
+        DataLoaderX(0, dataset=list(range(4)))  # upstream: needs a CUDA stream
+    assert build.DataLoaderX is compat.CPUDataLoader
+    loader = build.build_reid_test_loader(test_set=[{"x": torch.ones(1)}] * 3, test_batch_size=2, num_query=1,
+                                          num_workers=0)[0]
+    assert [b["x"].shape[0] for b in loader] == [2, 1]
+
+
+def test_s4_missing_rank_cylib_warns_once_and_never_exits(monkeypatch, caplog):
+    from fastreid.evaluation.reid_evaluation import ReidEvaluator
+
+    monkeypatch.setattr(compat, "rank_cylib_available", lambda: False)
+    monkeypatch.setattr(compat, "_rank_warning_done", False)
+    with caplog.at_level(logging.WARNING):
+        ReidEvaluator(None, 1)
+        ReidEvaluator(None, 1)
+    assert sum("rank evaluator is not built" in r.message for r in caplog.records) == 1
+
+
+def test_s4_rank_cylib_is_built_at_install():
+    assert compat.rank_cylib_available(), "run `python tools/build_rank_cylib.py`"
+
+
+@no_cuda
+def test_s5_rerank_on_cpu():
+    from fastreid.utils import compute_dist
+
+    q, g = torch.randn(5, 8), torch.randn(12, 8)
+    with pytest.raises(Exception):
+        compute_dist.build_dist(q, g, "jaccard", k1=4, k2=2)  # upstream: features.cuda()
+    d = compat.build_dist(q, g, "jaccard", k1=4, k2=2)
+    assert d.shape == (5, 12) and (d >= 0).all() and (d <= 1 + 1e-6).all()
+
+
+@no_cuda
+def test_s6_ddp_without_device_ids_on_cpu():
+    import fastreid.engine.defaults as defaults
+    import fastreid.engine.launch as launch
+
+    assert launch._distributed_worker is compat._distributed_worker_cpu
+    assert defaults.DistributedDataParallel is compat._ddp
+
+
+def test_s7_amp_is_turned_off_on_cpu():
+    from fastreid_val.engine import build_config
+
+    cfg = build_config("", ["SOLVER.AMP.ENABLED", "True", "MODEL.DEVICE", "cpu"])
+    assert cfg.SOLVER.AMP.ENABLED is False
+
+
+def test_s8_output_dir_is_created(tmp_path):
+    from fastreid.engine import DefaultTrainer
+    from fastreid_val.engine import build_config
+
+    cfg = build_config("", ["OUTPUT_DIR", str(tmp_path / "new" / "dir")])
+    DefaultTrainer.auto_scale_hyperparams(cfg, 7)
+    assert os.path.exists(tmp_path / "new" / "dir" / "config.yaml")
+
+
+def test_s9_test_loader_honours_num_workers(tmp_path, monkeypatch):
+    from fastreid.data import build
+    from fastreid.data.datasets import DATASET_REGISTRY
+    from fastreid_val.engine import build_config
+
+    class Tiny:
+        def __init__(self, root, **kw):
+            self.query, self.gallery = [("a.jpg", 1, 0)], [("b.jpg", 1, 1)]
+
+        def show_test(self):
+            pass
+
+    monkeypatch.setattr(DATASET_REGISTRY, "get", lambda name: Tiny)
+    cfg = build_config("", ["DATALOADER.NUM_WORKERS", "0"])
+    loader, nq = build.build_reid_test_loader(cfg, dataset_name="Tiny")
+    assert loader.num_workers == 0 and nq == 1
+
+
+def test_s10_metric_printer_survives_short_runs():
+    from fastreid.utils.events import CommonMetricPrinter, EventStorage
+
+    printer = CommonMetricPrinter(max_iter=3)
+    with EventStorage(0) as storage:
+        storage.epoch = 0  # set by the trainer
+        storage.put_scalar("loss", 1.0)
+        printer.write()
+        printer.write()  # same iteration again: upstream divides by zero
+        storage.step()
+        printer.write()
+
+
+def test_s11_optimizer_updates_parameters():
+    import fastreid.engine.defaults as defaults
+    from fastreid_val.engine import build_config
+
+    cfg = build_config("", ["MODEL.DEVICE", "cpu", "SOLVER.OPT", "SGD", "SOLVER.BASE_LR", "0.1"])
+    model = torch.nn.Linear(3, 2)
+    optimizer, _ = defaults.build_optimizer(cfg, model)
+    before = model.weight.detach().clone()
+    for _ in range(2):
+        optimizer.zero_grad()  # set_to_none on torch >= 2
+        model(torch.ones(4, 3)).sum().backward()
+        optimizer.step()
+    assert not torch.equal(model.weight.detach(), before)
+    # upstream's contiguous parameters never move under set_to_none
+    from fastreid.solver import build as solver_build
+
+    model2 = torch.nn.Linear(3, 2)
+    opt2, _ = solver_build.build_optimizer(cfg, model2, contiguous=True)
+    before2 = model2.weight.detach().clone()
+    for _ in range(2):
+        opt2.zero_grad()
+        model2(torch.ones(4, 3)).sum().backward()
+        opt2.step()
+    assert torch.equal(model2.weight.detach(), before2)
