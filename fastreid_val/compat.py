@@ -181,7 +181,9 @@ def _ddp(model, device_ids=None, **kwargs):
 
 def _patch_distributed():
     import fastreid.engine.defaults as defaults
-    import fastreid.engine.launch as launch
+
+    # ``fastreid.engine`` re-exports the function ``launch`` under the submodule's name.
+    launch = importlib.import_module("fastreid.engine.launch")
 
     if not _cuda():
         launch._distributed_worker = _distributed_worker_cpu

@@ -45,10 +45,13 @@ def add_val_config(cfg):
     # VehicleID protocol: number of random query/gallery splits whose metrics are averaged (paper: 10).
     _C.DATASETS.VIEWPOINT.NUM_SPLITS = 1
 
-    _C.LOG = CN()
+    _C.RUN = CN()
+    # Seed of torch, NumPy and Python RNGs (model init, identity sampler, augmentation);
+    # -1 keeps FastReID's behaviour (a fresh random seed per run).
+    _C.RUN.SEED = -1
     # Iterations between writes of losses, ETA and metrics to console, metrics.json and TensorBoard
     # (FastReID's DefaultTrainer hard-codes 200, too rare for short CPU runs).
-    _C.LOG.PERIOD = 20
+    _C.RUN.LOG_PERIOD = 20
 
     _C.DATASETS.SYNTHVERI = CN()
     # SynthVeRi generator settings (fixed before any comparison; see fastreid_val/data/synthveri).

@@ -65,9 +65,11 @@ def test_s5_rerank_on_cpu():
 
 @no_cuda
 def test_s6_ddp_without_device_ids_on_cpu():
-    import fastreid.engine.defaults as defaults
-    import fastreid.engine.launch as launch
+    import importlib
 
+    import fastreid.engine.defaults as defaults
+
+    launch = importlib.import_module("fastreid.engine.launch")
     assert launch._distributed_worker is compat._distributed_worker_cpu
     assert defaults.DistributedDataParallel is compat._ddp
 

@@ -14,7 +14,7 @@ from .conftest import TINY_OPTS
 
 CFG = "configs/SynthVeRi/val_r18.yml"
 COMMON = TINY_OPTS + ["INPUT.SIZE_TRAIN", "[32, 32]", "INPUT.SIZE_TEST", "[32, 32]", "SOLVER.IMS_PER_BATCH", "32",
-                      "DATALOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_ITERS", "5", "LOG.PERIOD", "2",
+                      "DATALOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_ITERS", "5", "RUN.LOG_PERIOD", "2",
                       "MODEL.BACKBONE.DEPTH", "18x"]
 
 

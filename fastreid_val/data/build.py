@@ -3,6 +3,7 @@
 The sampler (``NaiveIdentitySampler``, ``BalancedIdentitySampler``, ...) is FastReID's and samples per
 identity, never per identity-viewpoint class, so metric losses keep their meaning.
 """
+import itertools
 import logging
 import os
 
@@ -16,7 +17,22 @@ from .common import ViewpointCommDataset
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["load_dataset", "build_viewpoint_train_loader", "build_viewpoint_test_loader", "flip_settings"]
+__all__ = ["ResumableSampler", "load_dataset", "build_viewpoint_train_loader", "build_viewpoint_test_loader", "flip_settings"]
+
+
+class ResumableSampler:
+    """Wraps FastReID's infinite training sampler; starts its stream after ``skip`` indices.
+
+    FastReID's samplers restart their (seeded) stream at every ``iter()``; a resumed run sets
+    ``skip`` to the images already seen so it continues where the checkpoint left off.
+    """
+
+    def __init__(self, sampler):
+        self.sampler = sampler
+        self.skip = 0
+
+    def __iter__(self):
+        return itertools.islice(iter(self.sampler), self.skip, None)
 
 
 def datasets_root():
@@ -80,6 +96,7 @@ def build_viewpoint_train_loader(cfg):
     transforms = build_transforms(tcfg, is_train=True)
     train_set = ViewpointCommDataset(items, transforms, relabel=True, flip_prob=flip_prob, flip_map=flip_map)
     args = fr_build._train_loader_from_config(cfg, train_set=train_set, transforms=transforms)
+    args["sampler"] = ResumableSampler(args["sampler"])
     return fr_build.build_reid_train_loader(**args)
 
 

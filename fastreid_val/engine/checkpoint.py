@@ -4,10 +4,12 @@ FastReID skips mismatching tensors with a warning; for a resumed VAL run that wo
 the identity-viewpoint classifier from scratch. We refuse instead, saying what differs.
 """
 import os
+import tempfile
 
 import torch
+from fastreid.utils.checkpoint import Checkpointer
 
-__all__ = ["CheckpointMismatchError", "check_checkpoint_compatible", "read_checkpoint_model"]
+__all__ = ["AtomicCheckpointer", "CheckpointMismatchError", "check_checkpoint_compatible", "read_checkpoint_model"]
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -47,3 +49,44 @@ def check_checkpoint_compatible(model, path):
     missing = [k for k in own if k.startswith("heads.") and k not in state]
     if missing and any(k.startswith("heads.") for k in state):
         raise CheckpointMismatchError(f"checkpoint {path} lacks {missing[:3]}: it was trained with another head.")
+
+
+class AtomicCheckpointer(Checkpointer):
+    """FastReID's ``Checkpointer`` whose files appear whole or not at all.
+
+    A checkpoint is written to a temporary file in the same folder, flushed to disk and renamed
+    into place; only then is ``last_checkpoint`` rewritten (the same way). A run killed at any
+    moment therefore leaves ``last_checkpoint`` naming a complete file.
+    """
+
+    def save(self, name, **kwargs):
+        if not self.save_dir or not self.save_to_disk:
+            return
+        data = {"model": self.model.state_dict()}
+        for key, obj in self.checkpointables.items():
+            data[key] = obj.state_dict()
+        data.update(kwargs)
+        basename = f"{name}.pth"
+        save_file = os.path.join(self.save_dir, basename)
+        self.logger.info("Saving checkpoint to %s", save_file)
+        _atomic_write(save_file, lambda f: torch.save(data, f))
+        self.tag_last_checkpoint(basename)
+
+    def tag_last_checkpoint(self, last_filename_basename):
+        _atomic_write(os.path.join(self.save_dir, "last_checkpoint"),
+                      lambda f: f.write(last_filename_basename.encode()))
+
+
+def _atomic_write(path, write):
+    folder = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

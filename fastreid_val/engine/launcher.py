@@ -1,9 +1,14 @@
 """``setup()`` and ``main()`` behind ``tools/train_net.py`` (FastReID's train_net, with VAL's config)."""
+import json
 import logging
+import os
+import time
 
 from fastreid.config import get_cfg
 from fastreid.engine import default_setup
+from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
+from fastreid.utils.env import seed_all_rng
 
 from ..config import add_val_config, resolve_device, validate_val_config
 from .checkpoint import check_checkpoint_compatible, read_checkpoint_model
@@ -46,6 +51,8 @@ def setup(args):
         _num_classes_from_checkpoint(cfg)
     cfg.freeze()
     default_setup(cfg, args)
+    if cfg.RUN.SEED >= 0:
+        seed_all_rng(cfg.RUN.SEED + comm.get_rank())
     return cfg
 
 
@@ -68,4 +75,19 @@ def main(args, trainer_cls=ViewpointTrainer):
         return trainer_cls.test(cfg, model)
     trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=args.resume)
-    return trainer.train()
+    start = time.perf_counter()
+    results = trainer.train()
+    elapsed = time.perf_counter() - start
+    if comm.is_main_process() and results:
+        iters = trainer.max_iter - trainer.start_epoch * trainer.iters_per_epoch
+        write_results(cfg.OUTPUT_DIR, results, train_time_s=elapsed,
+                      images_per_s=iters * cfg.SOLVER.IMS_PER_BATCH / max(elapsed, 1e-9))
+    return results
+
+
+def write_results(output_dir, results, **extra):
+    """``<OUTPUT_DIR>/results.json``: the final metrics plus run facts (read by tools/compare.py)."""
+    data = {k: float(v) for k, v in results.items() if isinstance(v, (int, float)) or hasattr(v, "item")}
+    data.update(extra)
+    with open(os.path.join(output_dir, "results.json"), "w") as f:
+        json.dump(data, f, indent=1)

@@ -1,22 +1,47 @@
 """``ViewpointTrainer``: FastReID's ``DefaultTrainer`` with loaders that carry viewpoints.
 
-Only the data loaders and the evaluator are swapped; the loop, hooks, checkpointer and writers are
-FastReID's.
+What it changes, and nothing else (the loop, hooks, scheduler and writers are FastReID's):
+* data loaders and evaluator carry viewpoints (:mod:`fastreid_val.data`, :mod:`fastreid_val.evaluation`);
+* checkpoints are written atomically (:class:`AtomicCheckpointer`) and checked before loading;
+* a resumed run continues the identity sampler's stream where the checkpoint left it, so with
+  deterministic settings an interrupted-and-resumed run equals an uninterrupted one;
+* a non-finite loss stops training with the iteration and the loss term named;
+* the console/JSON/TensorBoard write period is ``RUN.LOG_PERIOD``.
 """
 import logging
+import math
 
 from fastreid.engine import DefaultTrainer, hooks
 
-from ..data.build import build_viewpoint_test_loader, build_viewpoint_train_loader
+from ..data.build import ResumableSampler, build_viewpoint_test_loader, build_viewpoint_train_loader
 from ..evaluation import ViewpointReidEvaluator
-from .checkpoint import check_checkpoint_compatible
+from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ViewpointTrainer"]
+__all__ = ["ViewpointTrainer", "NonFiniteLossError"]
+
+
+class NonFiniteLossError(FloatingPointError):
+    pass
 
 
 class ViewpointTrainer(DefaultTrainer):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        write_metrics = self._trainer._write_metrics
+
+        def checked_write_metrics(loss_dict, data_time):
+            bad = {k: v.item() for k, v in loss_dict.items() if not math.isfinite(v.item())}
+            if bad:
+                raise NonFiniteLossError(
+                    f"loss term {', '.join(f'{k}={v}' for k, v in bad.items())} at iteration {self.iter} "
+                    f"(epoch {self.epoch}); training stopped. The last good checkpoint is kept: "
+                    f"{self.checkpointer.get_checkpoint_file() or 'none saved yet'}")
+            return write_metrics(loss_dict, data_time)
+
+        self._trainer._write_metrics = checked_write_metrics
+
     @classmethod
     def build_train_loader(cls, cfg):
         logger.info("Prepare training set")
@@ -24,8 +49,7 @@ class ViewpointTrainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
-        loader = build_viewpoint_test_loader(cfg, dataset_name)
-        return loader
+        return build_viewpoint_test_loader(cfg, dataset_name)
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_dir=None):
@@ -33,10 +57,11 @@ class ViewpointTrainer(DefaultTrainer):
         return data_loader, ViewpointReidEvaluator(cfg, num_query, output_dir)
 
     def build_hooks(self):
+        self.checkpointer.__class__ = AtomicCheckpointer  # same state, atomic save
         ret = super().build_hooks()
         for hook in ret:
             if isinstance(hook, hooks.PeriodicWriter):
-                hook._period = self.cfg.LOG.PERIOD
+                hook._period = self.cfg.RUN.LOG_PERIOD
         return ret
 
     def resume_or_load(self, resume=True):
@@ -44,4 +69,9 @@ class ViewpointTrainer(DefaultTrainer):
             else self.cfg.MODEL.WEIGHTS
         if path:
             check_checkpoint_compatible(self.model, path)
-        return super().resume_or_load(resume=resume)
+        super().resume_or_load(resume=resume)
+        sampler = getattr(getattr(self.data_loader, "batch_sampler", None), "sampler", None)
+        if self.start_epoch > 0 and isinstance(sampler, ResumableSampler):
+            sampler.skip = self.start_epoch * self.iters_per_epoch * self.data_loader.batch_sampler.batch_size
+            self._trainer._data_loader_iter = iter(self.data_loader)
+            logger.info("Resumed at epoch %d: the sampler continues after %d images", self.start_epoch, sampler.skip)
