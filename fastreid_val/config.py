@@ -88,6 +88,17 @@ def resolve_device(cfg):
     return cfg
 
 
+def resolve_pretrain(cfg):
+    """ImageNet weights only from a local file: with ``PRETRAIN`` and no ``PRETRAIN_PATH`` (FastReID
+    would download them), train the backbone from scratch, saying so once."""
+    b = cfg.MODEL.BACKBONE
+    if b.PRETRAIN and not b.PRETRAIN_PATH:
+        logger.warning("MODEL.BACKBONE.PRETRAIN is on but MODEL.BACKBONE.PRETRAIN_PATH is empty: the backbone "
+                       "trains from scratch. Point PRETRAIN_PATH to local ImageNet weights to use them.")
+        b.PRETRAIN = False
+    return cfg
+
+
 def validate_val_config(cfg):
     """Reject VAL settings that cannot work, naming the key and what is expected."""
     v = cfg.MODEL.VAL

@@ -10,7 +10,7 @@ from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import seed_all_rng
 
-from ..config import add_val_config, resolve_device, validate_val_config
+from ..config import add_val_config, resolve_device, resolve_pretrain, validate_val_config
 from .checkpoint import check_checkpoint_compatible, read_checkpoint_model
 from .trainer import ViewpointTrainer
 
@@ -40,6 +40,7 @@ def build_config(config_file="", opts=()):
             msg = e.args[0] if e.args else str(e)
             raise ConfigError(f"{source}: {msg}") from None
     resolve_device(cfg)
+    resolve_pretrain(cfg)
     validate_val_config(cfg)
     return cfg
 

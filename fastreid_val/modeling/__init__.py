@@ -1,8 +1,10 @@
 """VAL's model components. Importing this module registers them in FastReID's registries."""
 from . import heads as _heads  # noqa: F401  (only registration)
 from . import meta_arch as _meta_arch  # noqa: F401  (only registration)
+from . import mgn as _mgn  # noqa: F401  (only registration)
 from .heads import IdentityViewpointHead
 from .losses import partition_loss, reunion_loss
 from .meta_arch import ViewpointBaseline
+from .mgn import ViewpointMGN
 
-__all__ = ["IdentityViewpointHead", "ViewpointBaseline", "partition_loss", "reunion_loss"]
+__all__ = ["IdentityViewpointHead", "ViewpointBaseline", "ViewpointMGN", "partition_loss", "reunion_loss"]

@@ -9,7 +9,7 @@ from fastreid.utils.events import get_event_storage
 
 from .losses import assign_viewpoints, partition_loss, reunion_loss
 
-__all__ = ["ViewpointBaseline"]
+__all__ = ["ViewpointBaseline", "viewpoint_aware_losses", "val_kwargs_from_config"]
 
 
 @META_ARCH_REGISTRY.register()
@@ -30,20 +30,8 @@ class ViewpointBaseline(Baseline):
 
     @classmethod
     def from_config(cls, cfg):
-        from ..config import validate_val_config
-
-        validate_val_config(cfg)
         args = super().from_config(cfg)
-        v = cfg.MODEL.VAL
-        args["val_kwargs"] = {
-            "scale": v.SCALE,
-            "margin": v.MARGIN,
-            "multi_boundary": v.MULTI_BOUNDARY,
-            "partition_weight": v.PARTITION_WEIGHT,
-            "reunion": v.REUNION,
-            "reunion_weight": v.REUNION_WEIGHT,
-            "reunion_reduction": v.REUNION_REDUCTION,
-        }
+        args["val_kwargs"] = val_kwargs_from_config(cfg)
         return args
 
     def forward(self, batched_inputs):
@@ -66,30 +54,51 @@ class ViewpointBaseline(Baseline):
 
     def losses(self, outputs, gt_labels, gt_viewpoints=None):
         loss_dict = super().losses(outputs, gt_labels)  # stock losses + identity accuracy
-        if "cosine" not in outputs:
-            raise KeyError("ViewpointBaseline needs a head that returns 'cosine' and 'centers' "
-                           "(MODEL.HEADS.NAME: IdentityViewpointHead)")
-        if gt_viewpoints is None:
-            gt_viewpoints = torch.full_like(gt_labels, -1)
-        kw = self.val_kwargs
-        cosine = outputs["cosine"]
-        loss_dict["loss_partition"] = kw["partition_weight"] * partition_loss(
-            cosine, gt_labels, gt_viewpoints, kw["scale"], kw["margin"], kw["multi_boundary"])
-        if kw["reunion"] and kw["reunion_weight"] > 0:
-            loss_dict["loss_reunion"] = kw["reunion_weight"] * reunion_loss(
-                outputs["centers"], kw["reunion_reduction"])
-        self._log_viewpoint_accuracy(cosine, gt_labels, gt_viewpoints)
+        loss_dict.update(viewpoint_aware_losses([outputs], gt_labels, gt_viewpoints, self.val_kwargs))
         return loss_dict
 
-    @staticmethod
-    def _log_viewpoint_accuracy(cosine, identities, viewpoints):
-        """Share of labelled samples whose nearest own-identity sub-center is their viewpoint."""
-        labelled = viewpoints >= 0
-        if not bool(labelled.any()):
-            return
-        predicted = assign_viewpoints(cosine, identities, torch.full_like(viewpoints, -1))
-        acc = (predicted[labelled] == viewpoints[labelled]).float().mean()
-        try:
-            get_event_storage().put_scalar("viewpoint_accuracy", acc.item())
-        except AssertionError:  # called outside a trainer (no event storage)
-            pass
+
+def val_kwargs_from_config(cfg):
+    from ..config import validate_val_config
+
+    validate_val_config(cfg)
+    v = cfg.MODEL.VAL
+    return {"scale": v.SCALE, "margin": v.MARGIN, "multi_boundary": v.MULTI_BOUNDARY,
+            "partition_weight": v.PARTITION_WEIGHT, "reunion": v.REUNION, "reunion_weight": v.REUNION_WEIGHT,
+            "reunion_reduction": v.REUNION_REDUCTION}
+
+
+def viewpoint_aware_losses(branch_outputs, identities, viewpoints, kw):
+    """``loss_partition`` (w_P L_P) and ``loss_reunion`` (λ L_R), averaged over the heads' outputs.
+
+    One head for ``ViewpointBaseline``; MGN's eight branch heads for ``ViewpointMGN`` (as MGN
+    averages its per-branch classification losses). Also logs ``viewpoint_accuracy``.
+    """
+    for out in branch_outputs:
+        if "cosine" not in out:
+            raise KeyError("VAL needs a head that returns 'cosine' and 'centers' "
+                           "(MODEL.HEADS.NAME: IdentityViewpointHead)")
+    if viewpoints is None:
+        viewpoints = torch.full_like(identities, -1)
+    n = len(branch_outputs)
+    losses = {"loss_partition": kw["partition_weight"] / n * sum(
+        partition_loss(o["cosine"], identities, viewpoints, kw["scale"], kw["margin"], kw["multi_boundary"])
+        for o in branch_outputs)}
+    if kw["reunion"] and kw["reunion_weight"] > 0:
+        losses["loss_reunion"] = kw["reunion_weight"] / n * sum(
+            reunion_loss(o["centers"], kw["reunion_reduction"]) for o in branch_outputs)
+    _log_viewpoint_accuracy(branch_outputs[0]["cosine"], identities, viewpoints)
+    return losses
+
+
+def _log_viewpoint_accuracy(cosine, identities, viewpoints):
+    """Share of labelled samples whose nearest own-identity sub-center is their viewpoint."""
+    labelled = viewpoints >= 0
+    if not bool(labelled.any()):
+        return
+    predicted = assign_viewpoints(cosine, identities, torch.full_like(viewpoints, -1))
+    acc = (predicted[labelled] == viewpoints[labelled]).float().mean()
+    try:
+        get_event_storage().put_scalar("viewpoint_accuracy", acc.item())
+    except AssertionError:  # called outside a trainer (no event storage)
+        pass
