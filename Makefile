@@ -33,6 +33,7 @@ bench: install
 	$(PY) benchmarks/head_loss.py
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/evaluation.py
+	$(PY) benchmarks/main_job.py
 
 clean:
 	rm -rf $(VENV) output

@@ -180,7 +180,8 @@ def _vehicleid_tree(root, n_ids=6, per_id=3, labels=True):
     for vid in range(n_ids):
         for k in range(per_id):
             imgid = f"{vid * 10 + k:07d}"
-            Image.new("RGB", (8, 8)).save(os.path.join(base, "image", imgid + ".jpg"))
+            Image.new("RGB", (8, 8), (vid * 40 % 256, k * 90, (vid * k * 30) % 256)).save(
+                os.path.join(base, "image", imgid + ".jpg"))
             lines.append(f"{imgid} {vid}\n")
     for name in ("train_list.txt", "test_list_800.txt", "test_list_13164.txt"):
         open(os.path.join(base, "train_test_split", name), "w").writelines(lines)
@@ -213,3 +214,20 @@ def test_vehicleid_listed_image_missing(tmp_path, monkeypatch):
 def test_split_query_gallery_is_order_independent():
     items = [(f"{i}.jpg", i // 3, i, 0) for i in range(12)]
     assert split_query_gallery(items, 5) == split_query_gallery(list(reversed(items)), 5)
+
+
+def test_vehicleid_protocol_averages_seeded_splits(tmp_path, monkeypatch):
+    from fastreid_val.engine import ViewpointTrainer
+
+    _vehicleid_tree(str(tmp_path), n_ids=5, per_id=3)
+    monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path))
+    base = ["DATASETS.TESTS", '("SmallVehicleIDViewpoint",)', "MODEL.BACKBONE.DEPTH", "18x",
+            "MODEL.BACKBONE.FEAT_DIM", "512", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.NUM_CLASSES", "5",
+            "TEST.IMS_PER_BATCH", "8"]
+    cfg = _cfg(*base, "DATASETS.VIEWPOINT.NUM_SPLITS", "3")
+    torch.manual_seed(0)
+    model = ViewpointTrainer.build_model(cfg)
+    mean = ViewpointTrainer.test(cfg, model)
+    singles = [ViewpointTrainer.test(_cfg(*base, "DATASETS.VIEWPOINT.SPLIT_SEED", str(k)), model) for k in range(3)]
+    assert mean["mAP"] == pytest.approx(sum(s["mAP"] for s in singles) / 3, abs=1e-4)
+    assert len({round(float(s["mAP"]), 4) for s in singles}) > 1  # the splits differ

@@ -56,6 +56,23 @@ class ViewpointTrainer(DefaultTrainer):
         data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
         return data_loader, ViewpointReidEvaluator(cfg, num_query, output_dir)
 
+    @classmethod
+    def test(cls, cfg, model):
+        """FastReID's test; with ``DATASETS.VIEWPOINT.NUM_SPLITS`` > 1 (VehicleID protocol), the mean
+        over that many seeded query/gallery splits (``SPLIT_SEED``, ``SPLIT_SEED + 1``, ...)."""
+        n = cfg.DATASETS.VIEWPOINT.NUM_SPLITS
+        if n <= 1:
+            return super().test(cfg, model)
+        runs = []
+        for k in range(n):
+            split_cfg = cfg.clone()
+            split_cfg.defrost()
+            split_cfg.DATASETS.VIEWPOINT.SPLIT_SEED = cfg.DATASETS.VIEWPOINT.SPLIT_SEED + k
+            split_cfg.freeze()
+            logger.info("Query/gallery split %d of %d (seed %d)", k + 1, n, split_cfg.DATASETS.VIEWPOINT.SPLIT_SEED)
+            runs.append(super().test(split_cfg, model))
+        return _mean_results(runs)
+
     def build_hooks(self):
         self.checkpointer.__class__ = AtomicCheckpointer  # same state, atomic save
         ret = super().build_hooks()
@@ -75,3 +92,14 @@ class ViewpointTrainer(DefaultTrainer):
             sampler.skip = self.start_epoch * self.iters_per_epoch * self.data_loader.batch_sampler.batch_size
             self._trainer._data_loader_iter = iter(self.data_loader)
             logger.info("Resumed at epoch %d: the sampler continues after %d images", self.start_epoch, sampler.skip)
+
+
+def _mean_results(runs):
+    """Element-wise mean of (possibly nested) results dicts; non-numbers are taken from the first."""
+    first = runs[0]
+    if isinstance(first, dict):
+        return type(first)((k, _mean_results([r[k] for r in runs])) for k in first)
+    try:
+        return sum(float(r) for r in runs) / len(runs)
+    except (TypeError, ValueError):
+        return first

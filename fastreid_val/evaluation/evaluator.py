@@ -1,6 +1,8 @@
 """``ViewpointReidEvaluator``: FastReID's ReID evaluation plus cross-view and same-view metrics."""
 import copy
 import itertools
+import json
+import os
 import logging
 from collections import OrderedDict
 
@@ -66,12 +68,20 @@ class ViewpointReidEvaluator(ReidEvaluator):
 
         cmc, all_ap, all_inp = evaluate_rank(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:])
         results = OrderedDict()
-        for r in (1, 5, 10):
-            results[f"Rank-{r}"] = cmc[r - 1] * 100
+        for r in (1, 5, 10):  # a gallery smaller than r has no Rank-r (FastReID truncates the CMC)
+            results[f"Rank-{r}"] = cmc[min(r, len(cmc)) - 1] * 100
         results["mAP"] = np.mean(all_ap) * 100
         results["mINP"] = np.mean(all_inp) * 100
         results["metric"] = (results["mAP"] + results["Rank-1"]) / 2
         if (views >= 0).any() and len(np.unique(views[views >= 0])) > 1:
             results.update(view_metrics(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:], views[:nq], views[nq:]))
         self._results = results
+        self._save_cmc(cmc)
         return copy.deepcopy(results)
+
+    def _save_cmc(self, cmc):
+        """``<OUTPUT_DIR>/cmc.json`` for tools/compare.py's CMC plot."""
+        out = self.cfg.OUTPUT_DIR
+        if out and os.path.isdir(out):
+            with open(os.path.join(out, "cmc.json"), "w") as f:
+                json.dump({"cmc": [float(c) for c in cmc[:50]]}, f)

@@ -33,8 +33,8 @@ class SynthSettings:
     cameras_per_id: int = 4
     width: int = 64
     height: int = 64
-    num_models: int = 3  # vehicle models in use (of 6); with 3 colours: 9 look-alike groups
-    num_colours: int = 3
+    num_models: int = 6  # vehicle models in use (of 6); with 6 colours: 36 look-alike groups
+    num_colours: int = 6
     seed: int = 0
 
     def folder_name(self) -> str:

@@ -1,0 +1,1 @@
+"""Experiment tools behind tools/compare.py and tools/analyze_features.py."""

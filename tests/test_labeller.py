@@ -1,0 +1,58 @@
+"""tools/label_viewpoints.py: trains on hand labels, reports held-out accuracy, refuses below threshold."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fastreid_val.data.annotations import read_keypoint_file
+from fastreid_val.data.synthveri import SynthSettings, generate
+from fastreid_val.data.vehicleid import read_viewpoint_file
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+@pytest.fixture(scope="module")
+def hand_labels(tmp_path_factory):
+    d = tmp_path_factory.mktemp("label")
+    generate(str(d / "synth"), SynthSettings(num_train_ids=30, num_test_ids=1, images_per_id=6, num_cameras=4,
+                                             width=48, height=48, seed=11))
+    labels = read_keypoint_file(str(d / "synth" / "keypoint_train.txt"))
+    rows = [(str(d / "synth" / "image_train" / n), {0: 0, 1: 1}[l.orientation])
+            for n, l in sorted(labels.items()) if l.orientation in (0, 1)]
+    (d / "hand.csv").write_text("path,viewpoint\n" + "".join(f"{p},{v}\n" for p, v in rows))
+    (d / "all.txt").write_text("".join(f"{d / 'synth' / 'image_train' / n}\n" for n in sorted(labels)))
+    return d, len(labels)
+
+
+def _run(d, *extra):
+    cmd = [sys.executable, os.path.join(ROOT, "tools/label_viewpoints.py"), "--labelled", str(d / "hand.csv"),
+           "--images", str(d / "all.txt"), "--output", str(d / "viewpoints.txt"), "--size", "48", "48",
+           "--epochs", "8", *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+
+
+def test_refuses_below_threshold_and_writes_nothing(hand_labels):
+    d, _ = hand_labels
+    proc = _run(d, "--min-accuracy", "1.01")
+    assert proc.returncode == 2 and "below --min-accuracy" in proc.stderr
+    assert not (d / "viewpoints.txt").exists()
+
+
+def test_labels_every_image_with_confidence(hand_labels):
+    d, n = hand_labels
+    proc = _run(d, "--min-accuracy", "0.6")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    acc = float(proc.stdout.split("held-out accuracy ")[1].split(";")[0])
+    assert acc >= 0.6
+    lines = (d / "viewpoints.txt").read_text().splitlines()
+    assert len(lines) == n
+    assert all(len(l.split()) == 3 and 0.5 <= float(l.split()[2]) <= 1.0 for l in lines)
+    assert set(read_viewpoint_file(str(d / "viewpoints.txt")).values()) <= {0, 1}
+
+
+def test_bad_csv_is_refused(tmp_path):
+    (tmp_path / "hand.csv").write_text("a.jpg,front\n")
+    (tmp_path / "all.txt").write_text("a.jpg\n")
+    proc = _run(tmp_path)
+    assert proc.returncode == 2 and "hand.csv:1: viewpoint must be an integer" in proc.stderr

@@ -1,0 +1,31 @@
+#!/usr/bin/env python
+"""Distance histograms (intra same-view / intra cross-view / inter identity) and ranked lists.
+
+    python tools/analyze_features.py --config-file configs/SynthVeRi/val_r18.yml \
+        --weights output/synthveri/val_r18/model_final.pth --out output/analysis/val_r18
+"""
+import argparse
+import json
+
+import fastreid_val  # noqa: F401  (shims and registration)
+from fastreid_val.engine.launcher import _num_classes_from_checkpoint, build_config
+from fastreid_val.experiments.analyze import analyze
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config-file", required=True)
+    p.add_argument("--weights", required=True)
+    p.add_argument("--out", required=True)
+    p.add_argument("--dataset", default=None, help="test dataset (default: the first of DATASETS.TESTS)")
+    p.add_argument("opts", nargs=argparse.REMAINDER)
+    a = p.parse_args(argv)
+    cfg = build_config(a.config_file, a.opts + ["MODEL.WEIGHTS", a.weights, "MODEL.BACKBONE.PRETRAIN", "False"])
+    _num_classes_from_checkpoint(cfg)
+    stats = analyze(cfg, a.weights, a.out, a.dataset)
+    print(json.dumps(stats, indent=1))
+    print(f"written: {a.out}/distances.png, {a.out}/ranked_lists.png")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+#!/usr/bin/env python
+"""Compare methods: run what has not run, then write results.md/.csv, cmc.png and map.png.
+
+    python tools/compare.py --preset synthveri-val-vs-baseline --seeds 3
+    python tools/compare.py --configs configs/SynthVeRi/val_r18.yml configs/SynthVeRi/lp_r18.yml --seeds 1
+    python tools/compare.py --runs output/veri/val_r50 output/veri/softmax_r50     # finished folders only
+"""
+import argparse
+import logging
+import os
+
+import fastreid_val  # noqa: F401  (shims and registration)
+from fastreid_val.experiments.compare import PRESETS, collect, plot, run_config, summarise, write_table
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--preset", choices=sorted(PRESETS))
+    p.add_argument("--configs", nargs="*", default=[])
+    p.add_argument("--runs", nargs="*", default=[], help="finished output folders (with results.json)")
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--out", default="output/compare")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    configs = list(PRESETS[a.preset] if a.preset else []) + a.configs
+    if not configs and not a.runs:
+        p.error("give --preset, --configs or --runs")
+    runs = {}
+    for config in configs:
+        name = os.path.splitext(os.path.basename(config))[0]
+        runs[name] = [collect(run_config(config, s, a.out, a.opts)) for s in range(a.seeds)]
+    for folder in a.runs:
+        runs[os.path.basename(os.path.normpath(folder))] = [collect(folder)]
+    summary = summarise(runs)
+    print(write_table(summary, a.out))
+    plot(runs, summary, a.out)
+    print(f"written: {os.path.join(a.out, 'results.md')}, results.csv, cmc.png, map.png")
+
+
+if __name__ == "__main__":
+    main()
