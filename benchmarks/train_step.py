@@ -9,7 +9,7 @@ from fastreid.utils.events import EventStorage
 from fastreid_val.engine import build_config
 from fastreid_val.experiments.timing import interleaved, machine
 
-COMMON = ["MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512", "MODEL.BACKBONE.PRETRAIN", "False",
+COMMON = ["MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512", "MODEL.BACKBONE.PRETRAIN", "False",
           "MODEL.HEADS.NUM_CLASSES", "576", "INPUT.SIZE_TRAIN", "[128, 128]"]
 
 
@@ -22,8 +22,8 @@ def build(config):
 
 def main():
     torch.manual_seed(0)
-    val, val_opt = build("configs/SynthVeRi/val_r18.yml")
-    base, base_opt = build("configs/SynthVeRi/baseline_r18.yml")
+    val, val_opt = build("configs/SynthVeRi/val_osnet.yml")
+    base, base_opt = build("configs/SynthVeRi/baseline_osnet.yml")
     device = val.device
     n = 32
     images = torch.rand(n, 3, 128, 128, device=device) * 255

@@ -42,14 +42,14 @@ def test_head_inference_matches_stock_head_embedding():
 
     from fastreid_val.modeling import IdentityViewpointHead
 
-    cfg = build_config(os.path.join(ROOT, "configs/SynthVeRi/val_r18.yml"), ["MODEL.HEADS.NUM_CLASSES", "5"])
+    cfg = build_config(os.path.join(ROOT, "configs/SynthVeRi/val_osnet.yml"), ["MODEL.HEADS.NUM_CLASSES", "5"])
     torch.manual_seed(0)
     ours = IdentityViewpointHead(cfg).eval()
     stock = EmbeddingHead(cfg).eval()
     stock.bottleneck.load_state_dict(ours.bottleneck.state_dict())
-    x = torch.randn(3, 512, 4, 4)
+    x = torch.randn(3, 128, 4, 4)
     assert torch.equal(ours(x), stock(x))
-    assert ours.weight.shape == (10, 512)  # C x V = 5 x 2 sub-centers
+    assert ours.weight.shape == (10, 128)  # C x V = 5 x 2 sub-centers
 
 
 @pytest.mark.parametrize("key, value, message", [

@@ -20,7 +20,7 @@ from fastreid_val.modeling.meta_arch import ViewpointBaseline
 from .conftest import TINY_OPTS
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-CFG = os.path.join(ROOT, "configs/SynthVeRi/val_r18.yml")
+CFG = os.path.join(ROOT, "configs/SynthVeRi/val_osnet.yml")
 # Deterministic settings: fixed seed, no random augmentation, no loader workers.
 DETERMINISTIC = TINY_OPTS + [
     "INPUT.SIZE_TRAIN", "[32, 32]", "INPUT.SIZE_TEST", "[32, 32]", "SOLVER.IMS_PER_BATCH", "32",

@@ -12,10 +12,10 @@ from fastreid_val.engine.checkpoint import CheckpointMismatchError
 
 from .conftest import TINY_OPTS
 
-CFG = "configs/SynthVeRi/val_r18.yml"
+CFG = "configs/SynthVeRi/val_osnet.yml"
 COMMON = TINY_OPTS + ["INPUT.SIZE_TRAIN", "[32, 32]", "INPUT.SIZE_TEST", "[32, 32]", "SOLVER.IMS_PER_BATCH", "32",
                       "DATALOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_ITERS", "5", "RUN.LOG_PERIOD", "2",
-                      "MODEL.BACKBONE.DEPTH", "18x"]
+                      ]
 
 
 def _args(out, *extra, resume=False, eval_only=False):

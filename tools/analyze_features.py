@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Distance histograms (intra same-view / intra cross-view / inter identity) and ranked lists.
 
-    python tools/analyze_features.py --config-file configs/SynthVeRi/val_r18.yml \
-        --weights output/synthveri/val_r18/model_final.pth --out output/analysis/val_r18
+    python tools/analyze_features.py --config-file configs/SynthVeRi/val_osnet.yml \
+        --weights output/synthveri/val_osnet/model_final.pth --out output/analysis/val_osnet
 """
 import argparse
 import json

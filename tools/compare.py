@@ -2,7 +2,7 @@
 """Compare methods: run what has not run, then write results.md/.csv, cmc.png and map.png.
 
     python tools/compare.py --preset synthveri-val-vs-baseline --seeds 3
-    python tools/compare.py --configs configs/SynthVeRi/val_r18.yml configs/SynthVeRi/lp_r18.yml --seeds 1
+    python tools/compare.py --configs configs/SynthVeRi/val_osnet.yml configs/SynthVeRi/lp_osnet.yml --seeds 1
     python tools/compare.py --runs output/veri/val_r50 output/veri/softmax_r50     # finished folders only
 """
 import argparse

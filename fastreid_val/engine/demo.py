@@ -40,6 +40,6 @@ def run_demo(config_file, opts=()):
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description="Train and evaluate VAL on SynthVeRi (generated on first use).")
-    p.add_argument("--config-file", default="configs/SynthVeRi/val_r18.yml")
+    p.add_argument("--config-file", default="configs/SynthVeRi/val_osnet.yml")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, KEY VALUE ...")
     return p.parse_args(argv)

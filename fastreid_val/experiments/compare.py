@@ -19,10 +19,10 @@ __all__ = ["PRESETS", "run_config", "collect", "summarise", "write_table", "plot
 
 PRESETS = {
     # Table 3 of the paper, on SynthVeRi, with the main job's recipe.
-    "synthveri-table3": ["configs/SynthVeRi/baseline_r18.yml", "configs/SynthVeRi/lp_wo_mb_r18.yml",
-                         "configs/SynthVeRi/lp_r18.yml", "configs/SynthVeRi/val_wo_mb_r18.yml",
-                         "configs/SynthVeRi/val_r18.yml"],
-    "synthveri-val-vs-baseline": ["configs/SynthVeRi/baseline_r18.yml", "configs/SynthVeRi/val_r18.yml"],
+    "synthveri-table3": ["configs/SynthVeRi/baseline_osnet.yml", "configs/SynthVeRi/lp_wo_mb_osnet.yml",
+                         "configs/SynthVeRi/lp_osnet.yml", "configs/SynthVeRi/val_wo_mb_osnet.yml",
+                         "configs/SynthVeRi/val_osnet.yml"],
+    "synthveri-val-vs-baseline": ["configs/SynthVeRi/baseline_osnet.yml", "configs/SynthVeRi/val_osnet.yml"],
 }
 METRICS = ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP", "xview-Rank-1", "xview-mAP", "train_time_s", "images_per_s")
 

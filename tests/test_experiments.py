@@ -1,0 +1,57 @@
+"""tools/compare.py's summary, table and plots; ViewpointMGN's training losses."""
+import json
+import os
+
+import pytest
+import torch
+from PIL import Image
+
+from fastreid.modeling import build_model
+from fastreid.utils.events import EventStorage
+from fastreid_val.engine import build_config
+from fastreid_val.experiments.compare import collect, run_config, summarise, write_table, plot
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+
+
+def _fake_run(folder, m_ap, cmc):
+    os.makedirs(folder, exist_ok=True)
+    json.dump({"Rank-1": cmc[0] * 100, "mAP": m_ap, "xview-mAP": m_ap / 2, "train_time_s": 10.0, "images_per_s": 5.0},
+              open(os.path.join(folder, "results.json"), "w"))
+    json.dump({"cmc": cmc}, open(os.path.join(folder, "cmc.json"), "w"))
+
+
+def test_summary_table_and_plots(tmp_path):
+    for seed, m in enumerate((10.0, 20.0)):
+        _fake_run(tmp_path / "a" / f"seed{seed}", m, [0.5, 0.7, 0.9])
+    _fake_run(tmp_path / "b" / "seed0", 30.0, [0.6, 0.8, 1.0])
+    runs = {"a": [collect(tmp_path / "a" / f"seed{s}") for s in (0, 1)], "b": [collect(tmp_path / "b" / "seed0")]}
+    summary = summarise(runs)
+    assert summary["a"]["mAP"] == pytest.approx((15.0, 7.0710678, 2))  # mean, sample std, seeds
+    assert summary["b"]["mAP"] == (30.0, 0.0, 1)
+    table = write_table(summary, str(tmp_path / "out"))
+    assert "| a | 2 |" in table and "15.00 ± 7.07" in table
+    plot(runs, summary, str(tmp_path / "out"))
+    for name in ("cmc.png", "map.png"):
+        assert Image.open(tmp_path / "out" / name).size[0] > 300
+    assert (tmp_path / "out" / "results.csv").read_text().startswith("method,seeds,Rank-1_mean")
+
+
+def test_finished_runs_are_not_rerun(tmp_path):
+    folder = tmp_path / "val_osnet" / "seed0"
+    _fake_run(folder, 12.0, [0.1])
+    assert run_config("configs/SynthVeRi/val_osnet.yml", 0, str(tmp_path)) == str(folder)  # would fail if it ran
+
+
+def test_viewpoint_mgn_trains_with_val_on_every_branch():
+    cfg = build_config(os.path.join(ROOT, "configs/VeRi/mgn_R50-ibn_val.yml"),
+                       ["MODEL.HEADS.NUM_CLASSES", "3", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.DEVICE", "cpu"])
+    model = build_model(cfg).train()
+    batch = {"images": torch.rand(4, 3, 64, 64) * 255, "targets": torch.tensor([0, 0, 1, 2]),
+             "viewpoints": torch.tensor([0, 1, -1, 1])}
+    with EventStorage(0):
+        losses = model(batch)
+    assert {"loss_partition", "loss_reunion", "loss_triplet_b1"} <= set(losses)
+    assert not any(k.startswith("loss_cls") for k in losses)  # the _val recipe drops the identity CE
+    sum(losses.values()).backward()
+    assert model.b1_head.weight.grad is not None and model.b33_head.weight.grad.abs().sum() > 0
