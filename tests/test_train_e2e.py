@@ -81,3 +81,17 @@ def test_checkpoint_from_another_v_is_refused(trained):
     with pytest.raises(CheckpointMismatchError, match="another number of identities or MODEL.VAL.NUM_VIEWPOINTS"):
         main(_args(out + "/v4", "MODEL.WEIGHTS", os.path.join(out, "model_final.pth"),
                    "MODEL.VAL.NUM_VIEWPOINTS", "4", "MODEL.HEADS.NUM_CLASSES", "24", eval_only=True))
+
+
+def test_analyze_features_writes_histograms_and_ranked_lists(trained):
+    from PIL import Image
+
+    from fastreid_val.experiments.analyze import analyze
+
+    out, _ = trained
+    cfg = build_config(CFG, COMMON + ["OUTPUT_DIR", out, "MODEL.HEADS.NUM_CLASSES", "24"])
+    stats = analyze(cfg, os.path.join(out, "model_final.pth"), os.path.join(out, "analysis"))
+    assert all(0.0 <= v <= 2.0 for v in stats.values()), stats
+    assert stats["intra_same_view"] < stats["inter"]  # trained features: same identity, same view is closer
+    for name in ("distances.png", "ranked_lists.png"):
+        assert Image.open(os.path.join(out, "analysis", name)).size[0] > 200

@@ -49,8 +49,8 @@ def _cameras(settings, rng):
     for _ in range(settings.num_cameras):
         cams.append(Camera(
             background=tuple(int(x) for x in rng.integers(60, 200, 3)),
-            gain=float(rng.uniform(0.6, 1.3)),
-            cast=tuple(float(x) for x in rng.uniform(0.85, 1.15, 3)),
+            gain=float(rng.uniform(0.7, 1.2)),
+            cast=tuple(float(x) for x in rng.uniform(0.9, 1.1, 3)),
             blur=float(rng.uniform(0.0, 1.0)),
             scale=float(rng.uniform(0.75, 1.0)),
             occlusion=float(rng.uniform(0.0, 0.3)),

@@ -185,8 +185,12 @@ def render(car: Vehicle, orientation: int, camera: Camera, rng: np.random.Genera
     out_w, out_h = size
     ss = 2  # supersampling factor
     W, H = out_w * ss, out_h * ss
-    bg = np.clip(np.array(camera.background) + rng.normal(0, 6, (H, W, 3)), 0, 255)
-    bg[int(H * rng.uniform(0.55, 0.8)):] *= 0.8  # road
+    # Background: the camera's tint mixed with a per-image scene colour, so that a camera is not
+    # recognisable from its background alone (otherwise camera becomes a shortcut for identity).
+    scene = rng.integers(40, 220, 3)
+    base = 0.35 * np.array(camera.background) + 0.65 * scene
+    bg = np.clip(base + rng.normal(0, 8, (H, W, 3)), 0, 255)
+    bg[int(H * rng.uniform(0.5, 0.85)):] *= rng.uniform(0.6, 0.95)  # road
     img = Image.fromarray(bg.astype(np.uint8))
     draw = ImageDraw.Draw(img)
     scale = camera.scale * rng.uniform(0.9, 1.05)
