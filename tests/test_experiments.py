@@ -47,7 +47,8 @@ def test_viewpoint_mgn_trains_with_val_on_every_branch():
     cfg = build_config(os.path.join(ROOT, "configs/VeRi/mgn_R50-ibn_val.yml"),
                        ["MODEL.HEADS.NUM_CLASSES", "3", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.DEVICE", "cpu"])
     model = build_model(cfg).train()
-    batch = {"images": torch.rand(4, 3, 64, 64) * 255, "targets": torch.tensor([0, 0, 1, 2]),
+    # 96x96 gives 6 feature rows, which MGN cuts into 2 and 3 stripes
+    batch = {"images": torch.rand(4, 3, 96, 96) * 255, "targets": torch.tensor([0, 0, 1, 2]),
              "viewpoints": torch.tensor([0, 1, -1, 1])}
     with EventStorage(0):
         losses = model(batch)
