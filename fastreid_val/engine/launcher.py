@@ -16,7 +16,26 @@ from .trainer import ViewpointTrainer
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["setup", "main", "build_config", "ConfigError"]
+__all__ = ["setup", "main", "build_config", "ConfigError", "OutputDirError", "user_errors"]
+
+
+class OutputDirError(OSError):
+    """OUTPUT_DIR cannot be created or written."""
+
+
+def check_output_dir(path):
+    """Fail before any work when OUTPUT_DIR cannot hold logs and checkpoints."""
+    if not path:
+        return
+    try:
+        os.makedirs(path, exist_ok=True)
+        probe = os.path.join(path, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError as e:
+        raise OutputDirError(f"OUTPUT_DIR {path} is not writable ({e.strerror or e}); "
+                             "choose another folder with OUTPUT_DIR /path") from None
 
 
 class ConfigError(KeyError):
@@ -51,6 +70,8 @@ def setup(args):
         cfg.MODEL.BACKBONE.PRETRAIN = False
         _num_classes_from_checkpoint(cfg)
     cfg.freeze()
+    if comm.is_main_process():
+        check_output_dir(cfg.OUTPUT_DIR)
     default_setup(cfg, args)
     if cfg.RUN.SEED >= 0:
         seed_all_rng(cfg.RUN.SEED + comm.get_rank())
@@ -92,3 +113,14 @@ def write_results(output_dir, results, **extra):
     data.update(extra)
     with open(os.path.join(output_dir, "results.json"), "w") as f:
         json.dump(data, f, indent=1)
+
+
+def user_errors():
+    """Exceptions that describe a bad input in one line (printed without a traceback by the tools)."""
+    from ..data.annotations import AnnotationError
+    from ..data.bases import DatasetNotFoundError
+    from .checkpoint import CheckpointMismatchError
+    from .trainer import NonFiniteLossError
+
+    return (ConfigError, OutputDirError, DatasetNotFoundError, AnnotationError, CheckpointMismatchError,
+            NonFiniteLossError, ValueError, FileNotFoundError)

@@ -1,0 +1,51 @@
+"""Bad inputs through the command line: one line on stderr, exit status 2, nothing lost."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+CFG = os.path.join(ROOT, "configs/SynthVeRi/val_osnet.yml")
+
+
+def _train(tmp_path, *opts, env_root=None):
+    env = dict(os.environ, FASTREID_DATASETS=str(env_root or tmp_path / "datasets"))
+    cmd = [sys.executable, os.path.join(ROOT, "tools/train_net.py"), "--config-file", CFG, *opts]
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.parametrize("opts, message", [
+    (["MODEL.VAL.NOPE", "1"], "error: command line: Non-existent key: MODEL.VAL.NOPE"),
+    (["MODEL.VAL.NUM_VIEWPOINTS", "0"], "error: MODEL.VAL.NUM_VIEWPOINTS must be >= 1"),
+    (["MODEL.VAL.REUNION_WEIGHT", "-0.5"], "error: MODEL.VAL.REUNION_WEIGHT"),
+    (["DATASETS.NAMES", '("VeRiViewpoint",)'], "error: VeRiViewpoint: .*veri not found. Expected layout"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, opts, message):
+    import re
+
+    proc = _train(tmp_path, *opts, "OUTPUT_DIR", str(tmp_path / "out"))
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    last = proc.stderr.strip().splitlines()[-1]
+    assert re.search(message, last), last
+    assert "Traceback" not in proc.stderr
+
+
+def test_output_dir_not_writable(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    proc = _train(tmp_path, "OUTPUT_DIR", str(blocker / "out"))
+    assert proc.returncode == 2
+    assert f"error: OUTPUT_DIR {blocker / 'out'} is not writable" in proc.stderr.strip().splitlines()[-1]
+    assert blocker.read_text() == "not a folder"
+
+
+def test_empty_dataset_folder(tmp_path):
+    for d in ("image_train", "image_query", "image_test"):
+        os.makedirs(tmp_path / "datasets" / "veri" / d)
+    proc = _train(tmp_path, "DATASETS.NAMES", '("VeRiViewpoint",)', "OUTPUT_DIR", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    assert "keypoint_train.txt not found" in proc.stderr or "no *.jpg images" in proc.stderr
+    proc = _train(tmp_path, "DATASETS.NAMES", '("VeRiViewpoint",)', "DATASETS.VIEWPOINT.MISSING_ANNOTATION", "unknown",
+                  "OUTPUT_DIR", str(tmp_path / "out"))
+    assert proc.returncode == 2 and "no *.jpg images in" in proc.stderr.strip().splitlines()[-1]
