@@ -36,7 +36,7 @@ def main():
 
     def run_ours():
         out = ours(x, ids)
-        loss = partition_loss(out["cosine"], ids, views) + reunion_loss(out["centers"])
+        loss = partition_loss(out["cosine"], ids, views) + reunion_loss(out["unit_centers"], normalized=True)
         loss.backward()
 
     def run_stock():

@@ -176,3 +176,9 @@ def test_reunion_values_and_gradcheck():
     loss.backward()
     with torch.no_grad():
         assert reunion_loss(centers - 0.1 * centers.grad).item() < loss.item()
+
+
+def test_reunion_on_normalized_centers_is_the_same():
+    centers = torch.randn(4, 3, 5, dtype=torch.float64)
+    unit = F.normalize(centers, dim=-1)
+    assert reunion_loss(unit, normalized=True).item() == pytest.approx(reunion_loss(centers).item(), abs=1e-12)

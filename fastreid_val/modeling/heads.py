@@ -19,7 +19,8 @@ class IdentityViewpointHead(EmbeddingHead):
 
     Training outputs:
         ``cosine``            [N, C, V] ``s_{j,k} = cos(x_i, M_{j,k})`` (Eq. 4), for the partition loss.
-        ``centers``           [C, V, d] the raw sub-centers ``M``, for the reunion loss.
+        ``centers``           [C, V, d] the raw sub-centers ``M``.
+        ``unit_centers``      [C, V, d] the same, L2-normalised (computed once for both losses).
         ``cls_outputs``       [N, C] identity logits γ·max_k s_{j,k} (sub-centers pooled over V), so
                               FastReID's identity losses (CrossEntropyLoss) still apply.
         ``pred_class_logits`` [N, C] the same, for FastReID's identity-accuracy logging.
@@ -48,7 +49,8 @@ class IdentityViewpointHead(EmbeddingHead):
             return neck_feat
 
         c, v = self.num_identities, self.num_viewpoints
-        cosine = F.linear(F.normalize(neck_feat), F.normalize(self.weight)).view(-1, c, v)  # [N, C, V]
+        unit_centers = F.normalize(self.weight)  # [C*V, d], shared by L_P (Eq. 4) and L_R (Eq. 5)
+        cosine = F.linear(F.normalize(neck_feat), unit_centers).view(-1, c, v)  # [N, C, V]
         identity_logits = cosine.amax(dim=2) * self.cls_layer.s  # [N, C]
 
         if self.neck_feat == "before":
@@ -60,6 +62,7 @@ class IdentityViewpointHead(EmbeddingHead):
         return {
             "cosine": cosine,
             "centers": self.weight.view(c, v, -1),
+            "unit_centers": unit_centers.view(c, v, -1),
             "cls_outputs": identity_logits,
             "pred_class_logits": identity_logits.detach(),
             "features": feat,

@@ -94,7 +94,7 @@ def partition_loss(cosine: torch.Tensor, identities: torch.Tensor, viewpoints: t
     return F.cross_entropy(logits, target)
 
 
-def reunion_loss(centers: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
+def reunion_loss(centers: torch.Tensor, reduction: str = "sum", normalized: bool = False) -> torch.Tensor:
     """Reunion loss ``L_R`` (Eq. 5): pulls the V sub-centers of each identity together.
 
     ``L_R = - Σ_j 2 / (V (V - 1)) Σ_{k<l} cos(M_{j,k}, M_{j,l})``
@@ -108,6 +108,8 @@ def reunion_loss(centers: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
     Args:
         centers: [C, V, d] raw (unnormalised) sub-center weights ``M``.
         reduction: "sum" or "mean" over identities.
+        normalized: ``centers`` are already L2-normalised (the head's normalised weight), which
+            spares a second normalisation of the whole classifier.
     Returns:
         Scalar tensor.
     """
@@ -118,8 +120,7 @@ def reunion_loss(centers: torch.Tensor, reduction: str = "sum") -> torch.Tensor:
     c, v, _ = centers.shape
     if v < 2 or c == 0:
         return centers.sum() * 0.0
-    unit = F.normalize(centers, dim=-1)
-    gram = unit @ unit.transpose(1, 2)  # [C, V, V], cos(M_{j,k}, M_{j,l})
-    k, l = torch.triu_indices(v, v, offset=1, device=centers.device)
-    per_identity = -gram[:, k, l].sum(dim=1) * (2.0 / (v * (v - 1)))  # [C]
+    unit = centers if normalized else F.normalize(centers, dim=-1)
+    pairs = sum((unit[:, k] * unit[:, l]).sum(dim=-1) for k in range(v) for l in range(k + 1, v))  # [C]
+    per_identity = -pairs * (2.0 / (v * (v - 1)))  # [C]
     return per_identity.sum() if reduction == "sum" else per_identity.mean()

@@ -86,7 +86,7 @@ def viewpoint_aware_losses(branch_outputs, identities, viewpoints, kw):
         for o in branch_outputs)}
     if kw["reunion"] and kw["reunion_weight"] > 0:
         losses["loss_reunion"] = kw["reunion_weight"] / n * sum(
-            reunion_loss(o["centers"], kw["reunion_reduction"]) for o in branch_outputs)
+            reunion_loss(o["unit_centers"], kw["reunion_reduction"], normalized=True) for o in branch_outputs)
     _log_viewpoint_accuracy(branch_outputs[0]["cosine"], identities, viewpoints)
     return losses
 
