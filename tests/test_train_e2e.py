@@ -28,8 +28,8 @@ def _args(out, *extra, resume=False, eval_only=False):
 @pytest.fixture(scope="module")
 def trained(datasets_root, tmp_path_factory):
     out = str(tmp_path_factory.mktemp("run"))
-    # 24 identities x 8 images / 32 = 6 iterations per epoch; 4 epochs, checkpoint every 2
-    results = main(_args(out, "SOLVER.MAX_EPOCH", "4", "SOLVER.CHECKPOINT_PERIOD", "2", "TEST.EVAL_PERIOD", "4",
+    # 24 identities x 8 images / 32 = 6 iterations per epoch; 10 epochs, checkpoint every 2
+    results = main(_args(out, "SOLVER.MAX_EPOCH", "10", "SOLVER.CHECKPOINT_PERIOD", "2", "TEST.EVAL_PERIOD", "10",
                          "TEST.RERANK.ENABLED", "False"))
     return out, results
 
@@ -71,11 +71,11 @@ def test_eval_only_reproduces_metrics_and_rerank_runs(trained):
 
 def test_resume_continues_from_checkpoint(trained):
     out, _ = trained
-    longer = main(_args(out, "SOLVER.MAX_EPOCH", "5", "SOLVER.CHECKPOINT_PERIOD", "2", "TEST.EVAL_PERIOD", "5",
+    longer = main(_args(out, "SOLVER.MAX_EPOCH", "11", "SOLVER.CHECKPOINT_PERIOD", "2", "TEST.EVAL_PERIOD", "11",
                         "TEST.RERANK.ENABLED", "False", resume=True))
     assert math.isfinite(longer["mAP"])
     iters = [json.loads(l)["iteration"] for l in open(os.path.join(out, "metrics.json")) if "loss_partition" in l]
-    assert max(iters) >= 29 and min(i for i in iters if i > 23) > 23  # the resumed run started at epoch 4
+    assert max(iters) >= 65 and min(i for i in iters if i > 59) > 59  # the resumed run started at epoch 10
 
 
 def test_checkpoint_from_another_v_is_refused(trained):
