@@ -19,6 +19,7 @@ def main():
     p.add_argument("--c", type=int, default=576)
     p.add_argument("--v", type=int, default=2)
     p.add_argument("--hw", type=int, default=8, help="spatial size of the backbone feature map")
+    p.add_argument("--rounds", type=int, default=60, help="interleaved timing rounds (median reported)")
     a = p.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
     opts = ["MODEL.BACKBONE.FEAT_DIM", str(a.d), "MODEL.HEADS.NUM_CLASSES", str(a.c), "MODEL.VAL.NUM_VIEWPOINTS", str(a.v)]
@@ -44,7 +45,7 @@ def main():
         F.cross_entropy(out["cls_outputs"], flat).backward()
 
     t = interleaved({"EmbeddingHead + CircleSoftmax (C*V classes)": run_stock,
-                     "IdentityViewpointHead + VAL": run_ours}, rounds=15)
+                     "IdentityViewpointHead + VAL": run_ours}, rounds=a.rounds)
     print(f"head + loss, forward + backward, N={a.n} d={a.d} C={a.c} V={a.v}, feature map {a.hw}x{a.hw}")
     print(f"machine: {machine()}")
     for name, sec in t.items():
