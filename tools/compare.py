@@ -26,10 +26,14 @@ def main(argv=None):
     configs = list(PRESETS[a.preset] if a.preset else []) + a.configs
     if not configs and not a.runs:
         p.error("give --preset, --configs or --runs")
-    runs = {}
-    for config in configs:
-        name = os.path.splitext(os.path.basename(config))[0]
-        runs[name] = [collect(run_config(config, s, a.out, a.opts)) for s in range(a.seeds)]
+    # Seed-major: an interrupted comparison has every method at the same number of seeds; rerunning
+    # the command goes on where it stopped (finished runs are reused).
+    folders = {}
+    for seed in range(a.seeds):
+        for config in configs:
+            name = os.path.splitext(os.path.basename(config))[0]
+            folders.setdefault(name, []).append(run_config(config, seed, a.out, a.opts))
+    runs = {name: [collect(f) for f in fs] for name, fs in folders.items()}
     for folder in a.runs:
         runs[os.path.basename(os.path.normpath(folder))] = [collect(folder)]
     summary = summarise(runs)
