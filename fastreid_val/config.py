@@ -8,6 +8,8 @@ import logging
 import torch
 from fastreid.config import CfgNode as CN
 
+from .errors import InvalidConfigError
+
 logger = logging.getLogger(__name__)
 
 
@@ -103,13 +105,13 @@ def validate_val_config(cfg):
     """Reject VAL settings that cannot work, naming the key and what is expected."""
     v = cfg.MODEL.VAL
     if v.NUM_VIEWPOINTS < 1:
-        raise ValueError(f"MODEL.VAL.NUM_VIEWPOINTS must be >= 1 (V), got {v.NUM_VIEWPOINTS}.")
+        raise InvalidConfigError(f"MODEL.VAL.NUM_VIEWPOINTS must be >= 1 (V), got {v.NUM_VIEWPOINTS}.")
     if v.REUNION_WEIGHT < 0:
-        raise ValueError(f"MODEL.VAL.REUNION_WEIGHT (λ) must be >= 0, got {v.REUNION_WEIGHT}.")
+        raise InvalidConfigError(f"MODEL.VAL.REUNION_WEIGHT (λ) must be >= 0, got {v.REUNION_WEIGHT}.")
     if v.SCALE <= 0:
-        raise ValueError(f"MODEL.VAL.SCALE (γ) must be > 0, got {v.SCALE}.")
+        raise InvalidConfigError(f"MODEL.VAL.SCALE (γ) must be > 0, got {v.SCALE}.")
     if v.REUNION_REDUCTION not in ("sum", "mean"):
-        raise ValueError(f"MODEL.VAL.REUNION_REDUCTION must be 'sum' or 'mean', got {v.REUNION_REDUCTION!r}.")
+        raise InvalidConfigError(f"MODEL.VAL.REUNION_REDUCTION must be 'sum' or 'mean', got {v.REUNION_REDUCTION!r}.")
     if cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION not in ("error", "unknown"):
-        raise ValueError("DATASETS.VIEWPOINT.MISSING_ANNOTATION must be 'error' or 'unknown', "
+        raise InvalidConfigError("DATASETS.VIEWPOINT.MISSING_ANNOTATION must be 'error' or 'unknown', "
                          f"got {cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION!r}.")

@@ -19,14 +19,18 @@ from fastreid.data.data_utils import read_image
 from fastreid.modeling.backbones import build_backbone
 from PIL import Image
 
+from .data.annotations import AnnotationError
+from .engine.checkpoint import CheckpointMismatchError
+from .errors import MissingFileError, UnreadableImageError, UserInputError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["LabellerSettings", "read_labelled_csv", "read_image_list", "train_labeller", "label_images",
            "write_labels", "LowAccuracyError"]
 
 
-class LowAccuracyError(RuntimeError):
-    pass
+class LowAccuracyError(UserInputError, RuntimeError):
+    """The labeller's held-out accuracy is under the threshold (labels not written)."""
 
 
 @dataclass
@@ -49,16 +53,16 @@ def read_labelled_csv(path: str, num_viewpoints: int = 2) -> List[Tuple[str, int
             if not row or row[0].startswith("#") or (lineno == 1 and row[0].strip().lower() == "path"):
                 continue
             if len(row) < 2:
-                raise ValueError(f"{path}:{lineno}: expected 'path,viewpoint'")
+                raise AnnotationError(f"{path}:{lineno}: expected 'path,viewpoint'")
             try:
                 v = int(row[1])
             except ValueError:
-                raise ValueError(f"{path}:{lineno}: viewpoint must be an integer, got {row[1]!r}") from None
+                raise AnnotationError(f"{path}:{lineno}: viewpoint must be an integer, got {row[1]!r}") from None
             if not 0 <= v < num_viewpoints:
-                raise ValueError(f"{path}:{lineno}: viewpoint must be in 0..{num_viewpoints - 1}, got {v}")
+                raise AnnotationError(f"{path}:{lineno}: viewpoint must be in 0..{num_viewpoints - 1}, got {v}")
             rows.append((row[0].strip(), v))
     if len({v for _, v in rows}) < 2:
-        raise ValueError(f"{path}: needs hand labels of at least two viewpoints, got {len(rows)} rows")
+        raise AnnotationError(f"{path}: needs hand labels of at least two viewpoints, got {len(rows)} rows")
     return rows
 
 
@@ -79,7 +83,7 @@ def _load(paths: Sequence[str], size) -> torch.Tensor:
         try:
             img = read_image(p).convert("RGB").resize((size[1], size[0]), Image.BILINEAR)
         except OSError as e:
-            raise OSError(f"cannot read image {p}: {e}") from e
+            raise UnreadableImageError(f"cannot read image {p}: {e}") from e
         imgs.append(torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1))
     x = torch.stack(imgs).float() / 255.0
     return (x - 0.45) / 0.225
@@ -101,13 +105,16 @@ class _Classifier(torch.nn.Module):
             self._load_weights(s.weights)
 
     def _load_weights(self, path):
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=False)
+        except Exception as e:  # truncated, or not a torch file
+            raise CheckpointMismatchError(f"{path} cannot be read as weights ({type(e).__name__}: {e})") from e
         state = state.get("model", state) if isinstance(state, dict) else state
         if any(k.startswith("backbone.") for k in state):
             state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
         missing, _ = self.backbone.load_state_dict(state, strict=False)
         if len(missing) == len(self.backbone.state_dict()):
-            raise ValueError(f"{path}: no backbone weights matched a ResNet-{self.fc.in_features} backbone")
+            raise CheckpointMismatchError(f"{path}: no backbone weights matched a ResNet-{self.fc.in_features} backbone")
         logger.info("labeller backbone initialised from %s (%d tensors missing)", path, len(missing))
 
     def forward(self, x):
@@ -168,6 +175,12 @@ def write_labels(path: str, labelled) -> None:
 
 def run(labelled_csv: str, image_list: str, output: str, s: LabellerSettings, min_accuracy: float = 0.9,
         force: bool = False, image_root: str = "", ext: str = ".jpg") -> float:
+    for what, path in (("hand labels", labelled_csv), ("image list", image_list), ("weights", s.weights)):
+        if path and not os.path.isfile(path):
+            raise MissingFileError(f"{what} file {path} does not exist")
+    out_dir = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
+        raise MissingFileError(f"cannot write {output}: folder {out_dir} does not exist or is not writable")
     rows = read_labelled_csv(labelled_csv, s.num_viewpoints)
     paths = read_image_list(image_list, image_root, ext)
     model, acc = train_labeller(rows, s)

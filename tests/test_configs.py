@@ -37,6 +37,22 @@ def test_registry_lookups():
     assert META_ARCH_REGISTRY.get("ViewpointBaseline") is ViewpointBaseline
 
 
+@pytest.mark.parametrize("arch", ["ViewpointBaseline", "ViewpointMGN"])
+def test_val_settings_and_batch_viewpoints(arch):
+    from fastreid_val.modeling.meta_arch import ViewpointAwareMixin
+
+    cls = META_ARCH_REGISTRY.get(arch)
+    assert issubclass(cls, ViewpointAwareMixin)
+    cfg = build_config(os.path.join(ROOT, "configs/Base-VAL.yml"), ["MODEL.VAL.REUNION_WEIGHT", "0.1"])
+    assert cls.from_config(cfg)["val_kwargs"]["reunion_weight"] == 0.1
+    batch = {"targets": torch.tensor([3, 4]), "viewpoints": torch.tensor([1, 0])}
+    assert cls.batch_viewpoints(batch, "cpu").tolist() == [1, 0]
+    assert cls.batch_viewpoints({"targets": torch.tensor([3, 4])}, "cpu").tolist() == [-1, -1]
+    precise_bn = {"targets": torch.tensor([-1, -1]), "viewpoints": torch.tensor([1, 0])}
+    assert cls.batch_viewpoints(precise_bn, "cpu").tolist() == [-1, -1]
+    assert precise_bn["viewpoints"].tolist() == [1, 0]  # the batch itself is left alone
+
+
 def test_head_inference_matches_stock_head_embedding():
     from fastreid.modeling.heads import EmbeddingHead
 

@@ -61,3 +61,11 @@ def test_bad_csv_is_refused(tmp_path):
     (tmp_path / "all.txt").write_text("a.jpg\n")
     proc = _run(tmp_path)
     assert proc.returncode == 2 and "hand.csv:1: viewpoint must be an integer" in proc.stderr
+
+
+def test_missing_input_is_refused_before_training(tmp_path):
+    (tmp_path / "all.txt").write_text("a.jpg\n")
+    proc = _run(tmp_path)  # no hand.csv
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.strip().splitlines()[-1] == f"label_viewpoints: hand labels file {tmp_path / 'hand.csv'} does not exist"
+    assert "Traceback" not in proc.stderr and not (tmp_path / "viewpoints.txt").exists()

@@ -10,7 +10,8 @@ import logging
 import sys
 
 import fastreid_val  # noqa: F401  (shims and registration)
-from fastreid_val.labeller import LabellerSettings, LowAccuracyError, run
+from fastreid_val.errors import UserInputError, one_line
+from fastreid_val.labeller import LabellerSettings, run
 
 
 def main(argv=None):
@@ -34,8 +35,8 @@ def main(argv=None):
                          weights=a.weights)
     try:
         acc = run(a.labelled, a.images, a.output, s, a.min_accuracy, a.force, a.image_root, a.ext)
-    except (LowAccuracyError, ValueError, OSError) as e:
-        print(f"label_viewpoints: {e}", file=sys.stderr)
+    except UserInputError as e:
+        print(f"label_viewpoints: {one_line(e)}", file=sys.stderr)
         return 2
     print(f"held-out accuracy {acc:.3f}; labels written to {a.output}")
     return 0

@@ -15,6 +15,7 @@ import fastreid_val  # noqa: F401  (shims and registration)
 from fastreid.engine import default_argument_parser, launch
 from fastreid_val.engine import main
 from fastreid_val.engine.launcher import user_errors
+from fastreid_val.errors import one_line
 
 
 def cli():
@@ -23,7 +24,7 @@ def cli():
         launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
                dist_url=args.dist_url, args=(args,))
     except user_errors() as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -7,6 +7,8 @@ import os
 from dataclasses import dataclass
 from typing import Dict
 
+from ..errors import UserInputError
+
 from .viewpoints import FRONT_KEYPOINTS, REAR_KEYPOINTS
 
 __all__ = ["OrientationLabel", "AnnotationError", "read_keypoint_file"]
@@ -14,7 +16,7 @@ __all__ = ["OrientationLabel", "AnnotationError", "read_keypoint_file"]
 NUM_FIELDS = 42
 
 
-class AnnotationError(ValueError):
+class AnnotationError(UserInputError, ValueError):
     """A malformed or contradictory annotation; the message names file and line."""
 
 

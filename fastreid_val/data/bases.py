@@ -10,12 +10,15 @@ from typing import List, Optional
 
 from fastreid.data.datasets.bases import ImageDataset
 
+from ..errors import UserInputError
+from .annotations import AnnotationError
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["ViewpointDataset", "DatasetNotFoundError"]
 
 
-class DatasetNotFoundError(FileNotFoundError):
+class DatasetNotFoundError(UserInputError, FileNotFoundError):
     """A dataset folder or file is missing; the message says where and what layout is expected."""
 
 
@@ -36,7 +39,7 @@ class ViewpointDataset(ImageDataset):
         for name, items in (("train", train), ("query", query), ("gallery", gallery)):
             bad = [it for it in items if not -1 <= it[3] < num_viewpoints]
             if bad:
-                raise ValueError(f"{type(self).__name__}: {len(bad)} {name} images have a viewpoint outside "
+                raise AnnotationError(f"{type(self).__name__}: {len(bad)} {name} images have a viewpoint outside "
                                  f"-1..{num_viewpoints - 1} (e.g. {bad[0][0]} -> {bad[0][3]})")
         super().__init__(train, query, gallery, **kwargs)
 

@@ -12,6 +12,8 @@ from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.transforms import build_transforms
 from fastreid.utils import comm
 
+from ..errors import InvalidConfigError
+
 from .bases import ViewpointDataset
 from .common import ViewpointCommDataset
 
@@ -68,13 +70,13 @@ def flip_settings(cfg, datasets):
     names = [type(d).__name__ for d in datasets]
     for name, m in zip(names, maps):
         if m is None:
-            raise ValueError(f"{name} does not say how its viewpoints change under a horizontal flip: "
+            raise InvalidConfigError(f"{name} does not say how its viewpoints change under a horizontal flip: "
                              "set INPUT.FLIP.ENABLED False or give the dataset a flip_map.")
     if any(m != maps[0] for m in maps):
-        raise ValueError(f"training datasets {names} disagree on how viewpoints change under a flip")
+        raise InvalidConfigError(f"training datasets {names} disagree on how viewpoints change under a flip")
     flip_map = maps[0]
     if flip_map != list(range(len(flip_map))) and not cfg.DATASETS.VIEWPOINT.FLIP_LABELS:
-        raise ValueError(f"MODEL.VAL.NUM_VIEWPOINTS={v} tells left from right, so a random flip changes the "
+        raise InvalidConfigError(f"MODEL.VAL.NUM_VIEWPOINTS={v} tells left from right, so a random flip changes the "
                          "viewpoint: set DATASETS.VIEWPOINT.FLIP_LABELS True (the label flips with the image) "
                          "or INPUT.FLIP.ENABLED False.")
     return cfg.INPUT.FLIP.PROB, flip_map

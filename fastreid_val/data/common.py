@@ -4,6 +4,8 @@ from fastreid.data.common import CommDataset
 from fastreid.data.data_utils import read_image
 from PIL import Image
 
+from ..errors import UnreadableImageError
+
 __all__ = ["ViewpointCommDataset", "item_viewpoint"]
 
 
@@ -36,7 +38,7 @@ class ViewpointCommDataset(CommDataset):
         try:
             img = read_image(img_path)
         except (OSError, ValueError) as e:
-            raise OSError(f"cannot read image {img_path}: {e}") from e
+            raise UnreadableImageError(f"cannot read image {img_path}: {e}") from e
         if self.flip_prob > 0 and torch.rand(()).item() < self.flip_prob:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
             if viewpoint >= 0:

@@ -5,6 +5,8 @@ import random
 
 from fastreid.data.datasets import DATASET_REGISTRY
 
+from ..errors import InvalidConfigError
+
 from .annotations import AnnotationError
 from .bases import DatasetNotFoundError, ViewpointDataset
 
@@ -67,7 +69,7 @@ class VehicleIDViewpoint(ViewpointDataset):
 
     def __init__(self, root="datasets", num_viewpoints=2, missing_annotation="error", split_seed=0, **kwargs):
         if num_viewpoints not in (1, 2):
-            raise ValueError(f"VehicleID has front/rear viewpoint labels only: MODEL.VAL.NUM_VIEWPOINTS must be "
+            raise InvalidConfigError(f"VehicleID has front/rear viewpoint labels only: MODEL.VAL.NUM_VIEWPOINTS must be "
                              f"1 or 2, got {num_viewpoints}")
         self.dataset_dir = os.path.join(root, self.dataset_dir)
         self.image_dir = os.path.join(self.dataset_dir, "image")

@@ -6,7 +6,9 @@ import re
 
 from fastreid.data.datasets import DATASET_REGISTRY
 
-from .annotations import read_keypoint_file
+from ..errors import InvalidConfigError
+
+from .annotations import AnnotationError, read_keypoint_file
 from .bases import DatasetNotFoundError, ViewpointDataset
 from .viewpoints import SUPPORTED_V, orientation_to_viewpoint, viewpoint_flip_map
 
@@ -32,7 +34,7 @@ class VeRiViewpoint(ViewpointDataset):
 
     def __init__(self, root="datasets", num_viewpoints=2, missing_annotation="error", **kwargs):
         if num_viewpoints not in SUPPORTED_V:
-            raise ValueError(f"MODEL.VAL.NUM_VIEWPOINTS={num_viewpoints} cannot be derived from VeRi orientations; "
+            raise InvalidConfigError(f"MODEL.VAL.NUM_VIEWPOINTS={num_viewpoints} cannot be derived from VeRi orientations; "
                              f"supported: {', '.join(map(str, SUPPORTED_V))}")
         self.root = root
         self.dataset_dir = os.path.join(root, self.dataset_dir)
@@ -77,7 +79,7 @@ class VeRiViewpoint(ViewpointDataset):
             name = os.path.basename(img_path)
             match = _NAME.match(name)
             if match is None:
-                raise ValueError(f"{img_path}: file name must look like PPPP_cCCC_FFFFFFFF_0.jpg")
+                raise AnnotationError(f"{img_path}: file name must look like PPPP_cCCC_FFFFFFFF_0.jpg")
             pid, camid = map(int, match.groups())
             if pid == -1:
                 continue  # junk images, as in FastReID's VeRi

@@ -6,6 +6,8 @@ front plate) and 17-20 rear parts (rear lamps, rear logo, rear plate).
 """
 from typing import Dict, List, Optional, Sequence
 
+from ..errors import InvalidConfigError
+
 __all__ = [
     "ORIENTATIONS", "ORIENTATION_FLIP", "FRONT_KEYPOINTS", "REAR_KEYPOINTS", "SUPPORTED_V",
     "orientation_to_viewpoint", "viewpoint_flip_map", "VIEWPOINT_NAMES",
@@ -64,7 +66,7 @@ def orientation_to_viewpoint(orientation: int, num_viewpoints: int, visible_fron
         return 0 if orientation in _FRONTISH else 1
     if num_viewpoints == 4:
         return {0: 0, 1: 1, 3: 2, 6: 2, 4: 3, 7: 3}[orientation]
-    raise ValueError(f"MODEL.VAL.NUM_VIEWPOINTS={num_viewpoints} cannot be derived from VeRi orientations; "
+    raise InvalidConfigError(f"MODEL.VAL.NUM_VIEWPOINTS={num_viewpoints} cannot be derived from VeRi orientations; "
                      f"supported: {', '.join(map(str, SUPPORTED_V))}")
 
 

@@ -9,16 +9,22 @@ import tempfile
 import torch
 from fastreid.utils.checkpoint import Checkpointer
 
-__all__ = ["AtomicCheckpointer", "CheckpointMismatchError", "check_checkpoint_compatible", "read_checkpoint_model"]
+from ..errors import UserInputError
+
+__all__ = ["AtomicCheckpointer", "CheckpointMismatchError", "CheckpointNotFoundError", "check_checkpoint_compatible", "read_checkpoint_model"]
 
 
-class CheckpointMismatchError(RuntimeError):
+class CheckpointMismatchError(UserInputError, RuntimeError):
+    """A checkpoint that does not fit the model (another V or number of identities) or cannot be read."""
+
+
+class CheckpointNotFoundError(UserInputError, FileNotFoundError):
     pass
 
 
 def read_checkpoint_model(path):
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path} does not exist")
+        raise CheckpointNotFoundError(f"checkpoint {path} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as e:  # truncated or not a checkpoint

@@ -11,6 +11,7 @@ from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import seed_all_rng
 
 from ..config import add_val_config, resolve_device, resolve_pretrain, validate_val_config
+from ..errors import UserInputError
 from .checkpoint import check_checkpoint_compatible, read_checkpoint_model
 from .trainer import ViewpointTrainer
 
@@ -19,7 +20,7 @@ logger = logging.getLogger(__name__)
 __all__ = ["setup", "main", "build_config", "ConfigError", "OutputDirError", "user_errors"]
 
 
-class OutputDirError(OSError):
+class OutputDirError(UserInputError, OSError):
     """OUTPUT_DIR cannot be created or written."""
 
 
@@ -38,7 +39,7 @@ def check_output_dir(path):
                              "choose another folder with OUTPUT_DIR /path") from None
 
 
-class ConfigError(KeyError):
+class ConfigError(UserInputError, KeyError):
     """An unknown or malformed config key; the message names it and where it came from."""
 
     def __str__(self):
@@ -117,10 +118,4 @@ def write_results(output_dir, results, **extra):
 
 def user_errors():
     """Exceptions that describe a bad input in one line (printed without a traceback by the tools)."""
-    from ..data.annotations import AnnotationError
-    from ..data.bases import DatasetNotFoundError
-    from .checkpoint import CheckpointMismatchError
-    from .trainer import NonFiniteLossError
-
-    return (ConfigError, OutputDirError, DatasetNotFoundError, AnnotationError, CheckpointMismatchError,
-            NonFiniteLossError, ValueError, FileNotFoundError)
+    return (UserInputError,)

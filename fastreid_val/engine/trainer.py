@@ -15,6 +15,7 @@ from fastreid.engine import DefaultTrainer, hooks
 
 from ..data.build import ResumableSampler, build_viewpoint_test_loader, build_viewpoint_train_loader
 from ..evaluation import ViewpointReidEvaluator
+from ..errors import UserInputError
 from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible
 
 logger = logging.getLogger(__name__)
@@ -22,8 +23,8 @@ logger = logging.getLogger(__name__)
 __all__ = ["ViewpointTrainer", "NonFiniteLossError"]
 
 
-class NonFiniteLossError(FloatingPointError):
-    pass
+class NonFiniteLossError(UserInputError, FloatingPointError):
+    """A loss term became NaN or infinite; training stopped, the last good checkpoint is kept."""
 
 
 class ViewpointTrainer(DefaultTrainer):

@@ -9,19 +9,12 @@ from fastreid.utils.events import get_event_storage
 
 from .losses import assign_viewpoints, partition_loss, reunion_loss
 
-__all__ = ["ViewpointBaseline", "viewpoint_aware_losses", "val_kwargs_from_config"]
+__all__ = ["ViewpointAwareMixin", "ViewpointBaseline", "viewpoint_aware_losses", "val_kwargs_from_config"]
 
 
-@META_ARCH_REGISTRY.register()
-class ViewpointBaseline(Baseline):
-    """Adds ``loss_partition`` and ``loss_reunion`` to the losses of FastReID's ``Baseline``.
-
-    Expects a head that returns ``cosine`` [N, C, V] and ``centers`` [C, V, d] in training
-    (:class:`~fastreid_val.modeling.heads.IdentityViewpointHead`). Reads ``viewpoints`` [N] from the
-    batch (-1 = unknown; all unknown when the batch has none). Stock losses (``CrossEntropyLoss``,
-    ``TripletLoss``, ``CircleLoss``, ``Cosface``) stay available with identity targets, so VAL can be
-    swapped into recipes such as SBS (classification + triplet).
-    """
+class ViewpointAwareMixin:
+    """What every VAL meta-architecture adds to its FastReID parent: the ``MODEL.VAL`` settings
+    (``val_kwargs``) and the batch's viewpoints. Put it before the parent class."""
 
     @configurable
     def __init__(self, *, val_kwargs=None, **kwargs):
@@ -34,6 +27,28 @@ class ViewpointBaseline(Baseline):
         args["val_kwargs"] = val_kwargs_from_config(cfg)
         return args
 
+    @staticmethod
+    def batch_viewpoints(batched_inputs, device):
+        """``viewpoints`` [N] of a training batch on ``device``: -1 (unknown) where the batch has none,
+        and everywhere when its targets are negative (FastReID's PreciseBN convention for "no labels")."""
+        targets = batched_inputs["targets"]
+        viewpoints = batched_inputs.get("viewpoints")
+        if viewpoints is None or targets.sum() < 0:
+            return torch.full(targets.shape, -1, dtype=torch.long, device=device)
+        return viewpoints.to(device)
+
+
+@META_ARCH_REGISTRY.register()
+class ViewpointBaseline(ViewpointAwareMixin, Baseline):
+    """Adds ``loss_partition`` and ``loss_reunion`` to the losses of FastReID's ``Baseline``.
+
+    Expects a head that returns ``cosine`` [N, C, V] and ``centers`` [C, V, d] in training
+    (:class:`~fastreid_val.modeling.heads.IdentityViewpointHead`). Reads ``viewpoints`` [N] from the
+    batch (-1 = unknown; all unknown when the batch has none). Stock losses (``CrossEntropyLoss``,
+    ``TripletLoss``, ``CircleLoss``, ``Cosface``) stay available with identity targets, so VAL can be
+    swapped into recipes such as SBS (classification + triplet).
+    """
+
     def forward(self, batched_inputs):
         if not self.training:
             return super().forward(batched_inputs)
@@ -41,14 +56,9 @@ class ViewpointBaseline(Baseline):
         features = self.backbone(images)
         assert "targets" in batched_inputs, "Identity annotations are missing in training!"
         targets = batched_inputs["targets"]
-        viewpoints = batched_inputs.get("viewpoints")
-        if viewpoints is None:
-            viewpoints = torch.full_like(targets, -1)
-        viewpoints = viewpoints.to(targets.device)
-        # Same PreciseBN convention as Baseline.forward: negative targets mean "no labels".
-        if targets.sum() < 0:
+        viewpoints = self.batch_viewpoints(batched_inputs, targets.device)
+        if targets.sum() < 0:  # PreciseBN: no labels (as Baseline.forward)
             targets.zero_()
-            viewpoints.fill_(-1)
         outputs = self.heads(features, targets)
         return self.losses(outputs, targets, viewpoints)
 

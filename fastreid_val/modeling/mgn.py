@@ -1,39 +1,28 @@
 """``ViewpointMGN``: FastReID's multi-branch MGN with an identity-viewpoint head on every branch."""
-from fastreid.config import configurable
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 from fastreid.modeling.meta_arch.mgn import MGN
 
-from .meta_arch import val_kwargs_from_config, viewpoint_aware_losses
+from .meta_arch import ViewpointAwareMixin, viewpoint_aware_losses
 
 __all__ = ["ViewpointMGN"]
 
 
 @META_ARCH_REGISTRY.register()
-class ViewpointMGN(MGN):
+class ViewpointMGN(ViewpointAwareMixin, MGN):
     """MGN whose eight branch heads are ``MODEL.HEADS.NAME`` (``IdentityViewpointHead`` for VAL).
 
     VAL's losses are averaged over the branches, as MGN averages its classification losses; MGN's
     own losses (``MODEL.LOSSES.NAME``) stay as upstream computes them.
+
+    ``MGN.forward`` calls ``self.losses(*branch_outputs, targets)`` with a fixed signature, so the
+    batch's viewpoints are held on the module for the duration of that one call (and cleared after).
     """
 
-    @configurable
-    def __init__(self, *, val_kwargs=None, **kwargs):
-        super().__init__(**kwargs)
-        self.val_kwargs = val_kwargs
-        self._viewpoints = None
-
-    @classmethod
-    def from_config(cls, cfg):
-        args = super().from_config(cfg)
-        args["val_kwargs"] = val_kwargs_from_config(cfg)
-        return args
+    _viewpoints = None
 
     def forward(self, batched_inputs):
         if self.training:
-            views = batched_inputs.get("viewpoints")
-            self._viewpoints = None if views is None else views.to(self.device)
-            if batched_inputs["targets"].sum() < 0 and self._viewpoints is not None:
-                self._viewpoints = self._viewpoints.clone().fill_(-1)  # PreciseBN: no labels
+            self._viewpoints = self.batch_viewpoints(batched_inputs, self.device)
         try:
             return super().forward(batched_inputs)
         finally:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ...errors import InvalidConfigError
+
 from .render import Camera, render
 from .vehicles import COLOURS, MODELS, sample_vehicle
 
@@ -66,7 +68,7 @@ def _line(split, name, points, orientation):
 def generate(out_dir: str, settings: SynthSettings) -> None:
     """Write the dataset into ``out_dir`` (created). Same settings -> identical bytes."""
     if min(settings.num_train_ids, settings.num_test_ids, settings.images_per_id, settings.num_cameras) < 1:
-        raise ValueError(f"SynthVeRi settings must be positive: {settings}")
+        raise InvalidConfigError(f"SynthVeRi settings must be positive: {settings}")
     master = np.random.default_rng(settings.seed)
     cameras = _cameras(settings, master)
     models = list(range(min(settings.num_models, len(MODELS))))
