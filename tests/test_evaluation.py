@@ -28,3 +28,30 @@ def test_stock_mask_matches_fastreid():
     cmc, m_ap, m_inp, _ = rank_metrics(dist, qp, gp, stock)
     ref_cmc, ref_ap, ref_inp = evaluate_rank(dist, qp, gp, qc, gc, max_rank=10, use_cython=False)
     assert np.allclose(cmc, ref_cmc[:10]) and m_ap == pytest.approx(np.mean(ref_ap)) and m_inp == pytest.approx(np.mean(ref_inp))
+
+
+@pytest.mark.parametrize("opts", [[], ["TEST.ROC.ENABLED", "True"], ["TEST.RERANK.ENABLED", "True"],
+                                  ["TEST.AQE.ENABLED", "True"]])
+def test_evaluator_reports_what_fastreids_reports(tmp_path, opts):
+    """Same stock keys and values as FastReID's ReidEvaluator (ROC, re-ranking, AQE included), plus view metrics."""
+    import torch
+    from fastreid.evaluation.reid_evaluation import ReidEvaluator
+
+    from fastreid_val.engine import build_config
+    from fastreid_val.evaluation import ViewpointReidEvaluator
+
+    cfg = build_config("", ["OUTPUT_DIR", str(tmp_path), "TEST.RERANK.K1", "6", "TEST.RERANK.K2", "2", *opts])
+    g = torch.Generator().manual_seed(0)
+    pids = torch.randint(0, 8, (60,), generator=g)
+    feats = torch.randn(8, 32, generator=g)[pids] + 1.2 * torch.randn(60, 32, generator=g)
+    batch = {"targets": pids, "camids": torch.randint(0, 4, (60,), generator=g),
+             "viewpoints": torch.randint(0, 2, (60,), generator=g)}
+    ours, stock = ViewpointReidEvaluator(cfg, 20), ReidEvaluator(cfg, 20)
+    for ev in (ours, stock):
+        ev.reset()
+        ev.process(batch, feats)
+    got, ref = ours.evaluate(), stock.evaluate()
+    assert set(ref) <= set(got) and {"xview-mAP", "sview-mAP"} <= set(got)
+    assert ("TPR@FPR=1e-02" in got) == ("TEST.ROC.ENABLED" in opts)
+    for k in ref:
+        assert got[k] == pytest.approx(ref[k], rel=1e-5, abs=1e-6), k

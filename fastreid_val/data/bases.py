@@ -32,6 +32,12 @@ class ViewpointDataset(ImageDataset):
 
     layout_help = ""  # one line describing the expected folder layout, for error messages
 
+    @classmethod
+    def config_kwargs(cls, cfg) -> dict:
+        """Constructor arguments taken from the config; subclasses add their own options."""
+        return {"num_viewpoints": cfg.MODEL.VAL.NUM_VIEWPOINTS,
+                "missing_annotation": cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION}
+
     def __init__(self, train, query, gallery, num_viewpoints: int = 2,
                  flip_map: Optional[List[int]] = None, **kwargs):
         self.num_viewpoints = num_viewpoints

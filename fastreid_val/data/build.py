@@ -45,14 +45,7 @@ def load_dataset(cfg, name, **kwargs):
     """Instantiate a registered dataset; viewpoint datasets get V and the viewpoint options."""
     cls = DATASET_REGISTRY.get(name)
     if issubclass(cls, ViewpointDataset):
-        kwargs.update(num_viewpoints=cfg.MODEL.VAL.NUM_VIEWPOINTS,
-                      missing_annotation=cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION)
-        if hasattr(cls, "settings") or "settings" in cls.__init__.__code__.co_varnames:
-            from ..config import synth_settings
-
-            kwargs.setdefault("settings", synth_settings(cfg))
-        if "split_seed" in cls.__init__.__code__.co_varnames:
-            kwargs.setdefault("split_seed", cfg.DATASETS.VIEWPOINT.SPLIT_SEED)
+        kwargs = {**cls.config_kwargs(cfg), **kwargs}
     return cls(root=datasets_root(), **kwargs)
 
 

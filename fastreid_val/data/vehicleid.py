@@ -67,6 +67,10 @@ class VehicleIDViewpoint(ViewpointDataset):
     layout_help = ("vehicleid/image/<imgid>.jpg, vehicleid/train_test_split/{train_list,test_list_N}.txt "
                    "and vehicleid/viewpoints.txt")
 
+    @classmethod
+    def config_kwargs(cls, cfg) -> dict:
+        return {**super().config_kwargs(cfg), "split_seed": cfg.DATASETS.VIEWPOINT.SPLIT_SEED}
+
     def __init__(self, root="datasets", num_viewpoints=2, missing_annotation="error", split_seed=0, **kwargs):
         if num_viewpoints not in (1, 2):
             raise InvalidConfigError(f"VehicleID has front/rear viewpoint labels only: MODEL.VAL.NUM_VIEWPOINTS must be "

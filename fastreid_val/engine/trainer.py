@@ -11,6 +11,8 @@ What it changes, and nothing else (the loop, hooks, scheduler and writers are Fa
 import logging
 import math
 
+import torch
+
 from fastreid.engine import DefaultTrainer, hooks
 
 from ..data.build import ResumableSampler, build_viewpoint_test_loader, build_viewpoint_train_loader
@@ -33,8 +35,9 @@ class ViewpointTrainer(DefaultTrainer):
         write_metrics = self._trainer._write_metrics
 
         def checked_write_metrics(loss_dict, data_time):
-            bad = {k: v.item() for k, v in loss_dict.items() if not math.isfinite(v.item())}
-            if bad:
+            # One device sync per step for all terms; the names are looked up only when one is bad.
+            if not bool(torch.isfinite(torch.stack([v.detach().float() for v in loss_dict.values()])).all()):
+                bad = {k: v.item() for k, v in loss_dict.items() if not math.isfinite(v.item())}
                 raise NonFiniteLossError(
                     f"loss term {', '.join(f'{k}={v}' for k, v in bad.items())} at iteration {self.iter} "
                     f"(epoch {self.epoch}); training stopped. The last good checkpoint is kept: "

@@ -73,6 +73,8 @@ class ViewpointReidEvaluator(ReidEvaluator):
         results["mAP"] = np.mean(all_ap) * 100
         results["mINP"] = np.mean(all_inp) * 100
         results["metric"] = (results["mAP"] + results["Rank-1"]) / 2
+        if self.cfg.TEST.ROC.ENABLED:
+            results.update(roc_metrics(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:]))
         if (views >= 0).any() and len(np.unique(views[views >= 0])) > 1:
             results.update(view_metrics(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:], views[:nq], views[nq:]))
         self._results = results
@@ -85,3 +87,13 @@ class ViewpointReidEvaluator(ReidEvaluator):
         if out and os.path.isdir(out):
             with open(os.path.join(out, "cmc.json"), "w") as f:
                 json.dump({"cmc": [float(c) for c in cmc[:50]]}, f)
+
+
+def roc_metrics(dist, q_pids, g_pids, q_camids, g_camids):
+    """``TPR@FPR=1e-04/1e-03/1e-02`` as FastReID's ``ReidEvaluator`` reports them with ``TEST.ROC.ENABLED``."""
+    from fastreid.evaluation.roc import evaluate_roc
+    from sklearn import metrics
+
+    scores, labels = evaluate_roc(dist, q_pids, g_pids, q_camids, g_camids)
+    fprs, tprs, _ = metrics.roc_curve(labels, scores)
+    return OrderedDict((f"TPR@FPR={fpr:.0e}", tprs[np.argmin(np.abs(fprs - fpr))]) for fpr in (1e-4, 1e-3, 1e-2))

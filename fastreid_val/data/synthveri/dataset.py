@@ -19,6 +19,12 @@ class SynthVeRi(VeRiViewpoint):
     dataset_name = "synthveri"
     layout_help = "synthveri/ (generated automatically)"
 
+    @classmethod
+    def config_kwargs(cls, cfg) -> dict:
+        from ...config import synth_settings
+
+        return {**super().config_kwargs(cfg), "settings": synth_settings(cfg)}
+
     def __init__(self, root="datasets", settings: SynthSettings = SynthSettings(), **kwargs):
         self.settings = settings
         self.dataset_dir = settings.folder_name()
