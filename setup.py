@@ -22,6 +22,7 @@ setup(
         "tensorboard>=2.12",
         "termcolor>=2.2",
         "yacs>=0.1.8",
+        "PyYAML",  # config parse errors are reported as ConfigError
         "matplotlib",  # used by fastreid.utils.visualizer and our plots, undeclared upstream
         "tqdm",  # likewise
         "Cython",  # builds FastReID's compiled rank evaluator at install time

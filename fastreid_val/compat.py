@@ -4,8 +4,8 @@ FastReID 1.4.0 (its only release) was written for torch 1.13 on CUDA machines. T
 one place where the plugin repairs it; nothing else in ``fastreid_val`` patches FastReID.
 Each shim names what upstream breaks (file and line in the 1.4.0 wheel), when it applies, and is
 covered by a test in ``tests/test_compat.py`` that fails without it. On a machine with CUDA the
-GPU code paths (CUDA-stream loader, faiss-GPU re-ranking, AMP, NCCL) are left exactly as upstream
-wrote them.
+GPU code paths (CUDA-stream loader, faiss-GPU re-ranking, AMP, NCCL) are left as upstream wrote
+them, except that the CUDA loader's background thread passes errors on instead of hanging (S12).
 
 ``apply()`` runs once, from ``fastreid_val/__init__.py``; it is idempotent.
 
@@ -45,6 +45,11 @@ Shims applied *after* import (only without CUDA unless said otherwise):
   ``optimizer.zero_grad()``, which sets gradients to ``None`` since torch 2.0: new gradient tensors
   are then allocated, the flat buffer's gradient stays zero and *no parameter is ever updated*
   (silently). Parameters stay separate instead. Applies everywhere.
+* S12 ``BackgroundGenerator.run`` (``fastreid/data/data_utils.py:126``), the thread behind the CUDA
+  ``DataLoaderX``, has no exception handling: when a loader worker fails (an unreadable image), the
+  thread dies without queueing its end marker and the training loop waits in ``queue.get()``
+  forever. The error is queued and re-raised in the training loop instead. Applies everywhere (the
+  class is used only with CUDA).
 """
 import collections
 import collections.abc
@@ -271,6 +276,38 @@ def _patch_optimizer():
     defaults.build_optimizer = build_optimizer
 
 
+class _RaisedInBackground:
+    def __init__(self, error):
+        self.error = error
+
+
+def _patch_background_generator():
+    from fastreid.data import data_utils
+
+    gen = data_utils.BackgroundGenerator
+    if getattr(gen.run, "_fastreid_val_shim", False):
+        return
+    upstream_run = gen.run
+
+    def run(self):  # S12
+        try:
+            upstream_run(self)
+        except BaseException as e:  # handed to the consumer thread, which re-raises it
+            self.queue.put(_RaisedInBackground(e))
+
+    def next(self):
+        item = self.queue.get()
+        if isinstance(item, _RaisedInBackground):
+            raise item.error
+        if item is None:
+            raise StopIteration
+        return item
+
+    run._fastreid_val_shim = True
+    run.__wrapped__, next.__wrapped__ = upstream_run, gen.next  # upstream, for the test that fails without
+    gen.run, gen.next = run, next
+
+
 def apply() -> None:
     """Apply every shim once. Safe to call repeatedly."""
     global _APPLIED
@@ -284,4 +321,5 @@ def apply() -> None:
     _patch_test_loader()
     _patch_metric_printer()
     _patch_optimizer()
+    _patch_background_generator()
     _APPLIED = True

@@ -4,11 +4,12 @@ Symbols are those of the paper (Chen et al., "Partition and Reunion", ICIP): γ 
 λ reunion weight, V viewpoints per identity. Defaults are the paper's.
 """
 import logging
+import os
 
 import torch
 from fastreid.config import CfgNode as CN
 
-from .errors import InvalidConfigError
+from .errors import InvalidConfigError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +99,9 @@ def resolve_pretrain(cfg):
         logger.warning("MODEL.BACKBONE.PRETRAIN is on but MODEL.BACKBONE.PRETRAIN_PATH is empty: the backbone "
                        "trains from scratch. Point PRETRAIN_PATH to local ImageNet weights to use them.")
         b.PRETRAIN = False
+    elif b.PRETRAIN and not os.path.isfile(b.PRETRAIN_PATH):
+        raise MissingFileError(f"MODEL.BACKBONE.PRETRAIN_PATH {b.PRETRAIN_PATH} does not exist: give a local "
+                               "ImageNet weights file, or MODEL.BACKBONE.PRETRAIN False to train from scratch.")
     return cfg
 
 
@@ -112,6 +116,12 @@ def validate_val_config(cfg):
         raise InvalidConfigError(f"MODEL.VAL.SCALE (γ) must be > 0, got {v.SCALE}.")
     if v.REUNION_REDUCTION not in ("sum", "mean"):
         raise InvalidConfigError(f"MODEL.VAL.REUNION_REDUCTION must be 'sum' or 'mean', got {v.REUNION_REDUCTION!r}.")
+    if cfg.MODEL.HEADS.NECK_FEAT not in ("before", "after"):
+        raise InvalidConfigError(f"MODEL.HEADS.NECK_FEAT must be 'before' or 'after', got {cfg.MODEL.HEADS.NECK_FEAT!r}.")
+    if cfg.MODEL.META_ARCHITECTURE in ("ViewpointBaseline", "ViewpointMGN") and cfg.MODEL.HEADS.NAME == "EmbeddingHead":
+        raise InvalidConfigError(f"{cfg.MODEL.META_ARCHITECTURE} trains VAL, which needs MODEL.HEADS.NAME "
+                                 "IdentityViewpointHead (EmbeddingHead has no sub-centers); for the stock head "
+                                 "use MODEL.META_ARCHITECTURE Baseline.")
     if cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION not in ("error", "unknown"):
         raise InvalidConfigError("DATASETS.VIEWPOINT.MISSING_ANNOTATION must be 'error' or 'unknown', "
                          f"got {cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION!r}.")

@@ -7,7 +7,7 @@ Each class also derives from the built-in exception a caller would expect (``Val
 """
 import re
 
-__all__ = ["UserInputError", "InvalidConfigError", "MissingFileError", "UnreadableImageError", "one_line"]
+__all__ = ["UserInputError", "InvalidConfigError", "MissingFileError", "OutputDirError", "UnreadableImageError", "one_line"]
 
 
 class UserInputError(Exception):
@@ -20,6 +20,10 @@ class InvalidConfigError(UserInputError, ValueError):
 
 class MissingFileError(UserInputError, FileNotFoundError):
     """An input file or folder named by the user does not exist."""
+
+
+class OutputDirError(UserInputError, OSError):
+    """An output folder or file cannot be created or written."""
 
 
 class UnreadableImageError(UserInputError, OSError):

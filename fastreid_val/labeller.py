@@ -21,7 +21,7 @@ from PIL import Image
 
 from .data.annotations import AnnotationError
 from .engine.checkpoint import CheckpointMismatchError
-from .errors import MissingFileError, UnreadableImageError, UserInputError
+from .errors import MissingFileError, OutputDirError, UnreadableImageError, UserInputError
 
 logger = logging.getLogger(__name__)
 
@@ -46,21 +46,28 @@ class LabellerSettings:
     weights: str = ""  # FastReID checkpoint (backbone.* keys) or ImageNet ResNet state dict
 
 
+def _text_lines(path: str) -> List[str]:
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            return f.readlines()
+    except UnicodeDecodeError as e:
+        raise AnnotationError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+
+
 def read_labelled_csv(path: str, num_viewpoints: int = 2) -> List[Tuple[str, int]]:
     rows = []
-    with open(path, newline="") as f:
-        for lineno, row in enumerate(csv.reader(f), 1):
-            if not row or row[0].startswith("#") or (lineno == 1 and row[0].strip().lower() == "path"):
-                continue
-            if len(row) < 2:
-                raise AnnotationError(f"{path}:{lineno}: expected 'path,viewpoint'")
-            try:
-                v = int(row[1])
-            except ValueError:
-                raise AnnotationError(f"{path}:{lineno}: viewpoint must be an integer, got {row[1]!r}") from None
-            if not 0 <= v < num_viewpoints:
-                raise AnnotationError(f"{path}:{lineno}: viewpoint must be in 0..{num_viewpoints - 1}, got {v}")
-            rows.append((row[0].strip(), v))
+    for lineno, row in enumerate(csv.reader(_text_lines(path)), 1):
+        if not row or row[0].startswith("#") or (lineno == 1 and row[0].strip().lower() == "path"):
+            continue
+        if len(row) < 2:
+            raise AnnotationError(f"{path}:{lineno}: expected 'path,viewpoint'")
+        try:
+            v = int(row[1])
+        except ValueError:
+            raise AnnotationError(f"{path}:{lineno}: viewpoint must be an integer, got {row[1]!r}") from None
+        if not 0 <= v < num_viewpoints:
+            raise AnnotationError(f"{path}:{lineno}: viewpoint must be in 0..{num_viewpoints - 1}, got {v}")
+        rows.append((row[0].strip(), v))
     if len({v for _, v in rows}) < 2:
         raise AnnotationError(f"{path}: needs hand labels of at least two viewpoints, got {len(rows)} rows")
     return rows
@@ -69,11 +76,10 @@ def read_labelled_csv(path: str, num_viewpoints: int = 2) -> List[Tuple[str, int
 def read_image_list(path: str, image_root: str = "", ext: str = ".jpg") -> List[str]:
     """One image per line; the first token is a path, or an id joined to ``image_root`` + ``ext``."""
     out = []
-    with open(path) as f:
-        for line in f:
-            if line.strip():
-                token = line.split()[0]
-                out.append(os.path.join(image_root, token + ext) if image_root else token)
+    for line in _text_lines(path):
+        if line.strip():
+            token = line.split()[0]
+            out.append(os.path.join(image_root, token + ext) if image_root else token)
     return out
 
 
@@ -179,10 +185,16 @@ def run(labelled_csv: str, image_list: str, output: str, s: LabellerSettings, mi
         if path and not os.path.isfile(path):
             raise MissingFileError(f"{what} file {path} does not exist")
     out_dir = os.path.dirname(os.path.abspath(output))
-    if not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-        raise MissingFileError(f"cannot write {output}: folder {out_dir} does not exist or is not writable")
+    if os.path.isdir(output) or not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
+        raise OutputDirError(f"cannot write {output}: it is a folder, or folder {out_dir} does not exist or is "
+                             "not writable")
     rows = read_labelled_csv(labelled_csv, s.num_viewpoints)
     paths = read_image_list(image_list, image_root, ext)
+    # Every image is checked before training, so a wrong path does not cost a training run.
+    for what, listed in (("hand labels", [p for p, _ in rows]), ("image list", paths)):
+        missing = [p for p in listed if not os.path.isfile(p)]
+        if missing:
+            raise MissingFileError(f"{len(missing)} images of the {what} do not exist, e.g. {missing[0]}")
     model, acc = train_labeller(rows, s)
     logger.info("viewpoint labeller: held-out accuracy %.3f on %d hand-labelled images", acc, len(rows))
     if acc < min_accuracy and not force:

@@ -20,6 +20,10 @@ def _train(tmp_path, *opts, env_root=None):
     (["MODEL.VAL.NUM_VIEWPOINTS", "0"], "error: MODEL.VAL.NUM_VIEWPOINTS must be >= 1"),
     (["MODEL.VAL.REUNION_WEIGHT", "-0.5"], "error: MODEL.VAL.REUNION_WEIGHT"),
     (["DATASETS.NAMES", '("VeRiViewpoint",)'], "error: VeRiViewpoint: .*veri not found. Expected layout"),
+    (["DATASETS.NAMES", '("NoSuchSet",)'], "error: no dataset 'NoSuchSet' is registered .*SynthVeRi"),
+    (["MODEL.BACKBONE.PRETRAIN", "True", "MODEL.BACKBONE.PRETRAIN_PATH", "/nonexistent/r50.pth"],
+     "error: MODEL.BACKBONE.PRETRAIN_PATH /nonexistent/r50.pth does not exist"),
+    (["MODEL.HEADS.NECK_FEAT", "middle"], "error: MODEL.HEADS.NECK_FEAT"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, opts, message):
     import re
@@ -29,6 +33,22 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, opts, message):
     last = proc.stderr.strip().splitlines()[-1]
     assert re.search(message, last), last
     assert "Traceback" not in proc.stderr
+
+
+def test_missing_config_file(tmp_path):
+    env = dict(os.environ, FASTREID_DATASETS=str(tmp_path / "datasets"))
+    for config in (str(tmp_path / "nope.yml"), _with_missing_base(tmp_path)):
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools/train_net.py"), "--config-file", config],
+                              capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+        assert "does not exist" in proc.stderr.strip().splitlines()[-1] or \
+            "No such file" in proc.stderr.strip().splitlines()[-1]
+
+
+def _with_missing_base(tmp_path):
+    child = tmp_path / "child.yml"
+    child.write_text('_BASE_: "missing-base.yml"\n')
+    return str(child)
 
 
 def test_output_dir_not_writable(tmp_path):

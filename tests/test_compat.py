@@ -145,3 +145,47 @@ def test_s11_optimizer_updates_parameters():
         model2(torch.ones(4, 3)).sum().backward()
         opt2.step()
     assert torch.equal(model2.weight.detach(), before2)
+
+
+def _next_within(it, seconds=20):
+    """next(it) in a thread: ("item", x), ("raised", e), or ("hung", None) after ``seconds``."""
+    import threading
+
+    box = []
+
+    def take():
+        try:
+            box.append(("item", next(it)))
+        except BaseException as e:  # noqa: B902 - the test inspects whatever comes out
+            box.append(("raised", e))
+
+    t = threading.Thread(target=take, daemon=True)
+    t.start()
+    t.join(seconds)
+    return box[0] if box else ("hung", None)
+
+
+@pytest.mark.parametrize("shim", [True, False])
+def test_s12_background_loader_thread_passes_errors_on(monkeypatch, shim):
+    from fastreid.data import data_utils
+
+    from fastreid_val import compat
+    from fastreid_val.errors import UnreadableImageError
+
+    monkeypatch.setattr(torch.cuda, "set_device", lambda *a: None)  # the thread's first call, CUDA only
+    if not shim:
+        monkeypatch.setattr(data_utils.BackgroundGenerator, "run", data_utils.BackgroundGenerator.run.__wrapped__)
+        monkeypatch.setattr(data_utils.BackgroundGenerator, "next", data_utils.BackgroundGenerator.next.__wrapped__)
+
+    def batches():
+        yield 1
+        raise UnreadableImageError("cannot read image x.jpg")
+
+    it = data_utils.BackgroundGenerator(batches(), local_rank=0)
+    assert _next_within(it) == ("item", 1)
+    kind, err = _next_within(it, seconds=20 if shim else 2)
+    if shim:
+        assert kind == "raised" and isinstance(err, UnreadableImageError), (kind, err)
+    else:  # upstream: the consumer waits forever
+        assert kind == "hung"
+    assert compat._APPLIED

@@ -56,3 +56,39 @@ def test_viewpoint_mgn_trains_with_val_on_every_branch():
     assert not any(k.startswith("loss_cls") for k in losses)  # the _val recipe drops the identity CE
     sum(losses.values()).backward()
     assert model.b1_head.weight.grad is not None and model.b33_head.weight.grad.abs().sum() > 0
+
+
+def test_viewpoint_mgn_checkpoint_from_another_v_is_refused(tmp_path):
+    from fastreid_val.engine.checkpoint import CheckpointMismatchError, check_checkpoint_compatible
+
+    def mgn(v):
+        cfg = build_config(os.path.join(ROOT, "configs/VeRi/mgn_R50-ibn_val.yml"),
+                           ["MODEL.HEADS.NUM_CLASSES", "3", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.DEVICE", "cpu",
+                            "MODEL.VAL.NUM_VIEWPOINTS", str(v)])
+        return build_model(cfg)
+
+    path = str(tmp_path / "model_final.pth")
+    torch.save({"model": mgn(2).state_dict()}, path)
+    check_checkpoint_compatible(mgn(2), path)  # its own model: fine
+    with pytest.raises(CheckpointMismatchError, match="has 6 identity-viewpoint classes but this model has "
+                                                      "12 = 3 identities x V=4"):
+        check_checkpoint_compatible(mgn(4), path)
+
+
+def _compare_main():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("compare_tool", os.path.join(ROOT, "tools/compare.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.main
+
+
+def test_compare_counts_a_config_once_and_refuses_name_clashes(tmp_path):
+    _fake_run(tmp_path / "val_osnet" / "seed0", 12.0, [0.1])
+    config = "configs/SynthVeRi/val_osnet.yml"
+    _compare_main()(["--configs", config, config, "--seeds", "1", "--out", str(tmp_path)])
+    table = (tmp_path / "results.md").read_text()
+    assert "| val_osnet | 1 |" in table
+    with pytest.raises(SystemExit):
+        _compare_main()(["--configs", "configs/VeRi/val_r50.yml", "configs/VehicleID/val_r50.yml", "--out", str(tmp_path)])

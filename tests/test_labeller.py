@@ -69,3 +69,25 @@ def test_missing_input_is_refused_before_training(tmp_path):
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert proc.stderr.strip().splitlines()[-1] == f"label_viewpoints: hand labels file {tmp_path / 'hand.csv'} does not exist"
     assert "Traceback" not in proc.stderr and not (tmp_path / "viewpoints.txt").exists()
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing image", "1 images of the image list do not exist, e.g. "),
+    ("output is a folder", "it is a folder"),
+    ("not utf-8", "hand.csv: not a UTF-8 text file"),
+])
+def test_bad_inputs_are_refused_before_training(hand_labels, tmp_path, case, message):
+    d, _ = hand_labels
+    for name in ("hand.csv", "all.txt"):
+        (tmp_path / name).write_bytes((d / name).read_bytes())
+    if case == "missing image":
+        with open(tmp_path / "all.txt", "a") as f:
+            f.write(str(tmp_path / "gone.jpg") + "\n")
+    elif case == "output is a folder":
+        (tmp_path / "viewpoints.txt").mkdir()
+    else:
+        (tmp_path / "hand.csv").write_bytes(b"path,viewpoint\n\xff\xfe,0\n")
+    proc = _run(tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
+    assert message in proc.stderr.strip().splitlines()[-1]
+    assert "held-out accuracy" not in proc.stderr + proc.stdout  # refused before any training

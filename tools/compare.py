@@ -23,7 +23,11 @@ def main(argv=None):
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides for every run")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    configs = list(PRESETS[a.preset] if a.preset else []) + a.configs
+    configs = list(dict.fromkeys(list(PRESETS[a.preset] if a.preset else []) + a.configs))  # each once
+    stems = [os.path.splitext(os.path.basename(c))[0] for c in configs]
+    clash = sorted({s for s in stems if stems.count(s) > 1})
+    if clash:
+        p.error(f"configs with the same file name would share an output folder: {', '.join(clash)}")
     if not configs and not a.runs:
         p.error("give --preset, --configs or --runs")
     # Seed-major: an interrupted comparison has every method at the same number of seeds; rerunning

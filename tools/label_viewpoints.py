@@ -22,7 +22,8 @@ def main(argv=None):
     p.add_argument("--ext", default=".jpg")
     p.add_argument("--output", required=True)
     p.add_argument("--weights", default="", help="backbone init: FastReID checkpoint or ImageNet ResNet weights")
-    p.add_argument("--depth", default="18x", help="ResNet depth of FastReID's backbone (18x, 34x, 50x)")
+    p.add_argument("--depth", default="18x", choices=["18x", "34x", "50x", "101x"],
+                   help="ResNet depth of FastReID's backbone")
     p.add_argument("--size", type=int, nargs=2, default=[128, 128])
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--holdout", type=float, default=0.2, help="share of hand labels held out for accuracy")

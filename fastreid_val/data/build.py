@@ -43,7 +43,11 @@ def datasets_root():
 
 def load_dataset(cfg, name, **kwargs):
     """Instantiate a registered dataset; viewpoint datasets get V and the viewpoint options."""
-    cls = DATASET_REGISTRY.get(name)
+    try:
+        cls = DATASET_REGISTRY.get(name)
+    except KeyError:
+        raise InvalidConfigError(f"no dataset {name!r} is registered (DATASETS.NAMES / DATASETS.TESTS); registered: "
+                                 f"{', '.join(sorted(DATASET_REGISTRY._obj_map))}") from None
     if issubclass(cls, ViewpointDataset):
         kwargs = {**cls.config_kwargs(cfg), **kwargs}
     return cls(root=datasets_root(), **kwargs)

@@ -39,21 +39,26 @@ def check_checkpoint_compatible(model, path):
     state = read_checkpoint_model(path)
     model = getattr(model, "module", model)
     own = model.state_dict()
-    heads = model.heads
+    # Baseline's ``heads``; MGN's ``b1_head`` ... ``b33_head``.
+    heads = {name: m for name, m in model.named_children() if name == "heads" or name.endswith("_head")}
+
+    def head_key(key):
+        return key.split(".", 1)[0] in heads
+
     for key, tensor in own.items():
-        if key not in state or not key.startswith("heads.") or state[key].shape == tensor.shape:
+        if key not in state or not head_key(key) or state[key].shape == tensor.shape:
             continue
         got, want = tuple(state[key].shape), tuple(tensor.shape)
-        if key == "heads.weight" and hasattr(heads, "num_viewpoints"):
-            v = heads.num_viewpoints
+        head = heads[key.split(".", 1)[0]]
+        if key.endswith(".weight") and key.count(".") == 1 and hasattr(head, "num_viewpoints"):
             raise CheckpointMismatchError(
                 f"checkpoint {path} has {got[0]} identity-viewpoint classes but this model has "
-                f"{want[0]} = {heads.num_identities} identities x V={v}: it was trained with another "
-                "number of identities or MODEL.VAL.NUM_VIEWPOINTS.")
+                f"{want[0]} = {head.num_identities} identities x V={head.num_viewpoints}: it was trained with "
+                "another number of identities or MODEL.VAL.NUM_VIEWPOINTS.")
         raise CheckpointMismatchError(f"checkpoint {path}: {key} has shape {got}, this model expects {want} "
                                       "(another dataset, head or embedding size).")
-    missing = [k for k in own if k.startswith("heads.") and k not in state]
-    if missing and any(k.startswith("heads.") for k in state):
+    missing = [k for k in own if head_key(k) and k not in state]
+    if missing and any(head_key(k) for k in state):
         raise CheckpointMismatchError(f"checkpoint {path} lacks {missing[:3]}: it was trained with another head.")
 
 

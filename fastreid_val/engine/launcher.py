@@ -4,6 +4,8 @@ import logging
 import os
 import time
 
+import yaml
+
 from fastreid.config import get_cfg
 from fastreid.engine import default_setup
 from fastreid.utils import comm
@@ -11,17 +13,13 @@ from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import seed_all_rng
 
 from ..config import add_val_config, resolve_device, resolve_pretrain, validate_val_config
-from ..errors import UserInputError
+from ..errors import MissingFileError, OutputDirError, UserInputError
 from .checkpoint import check_checkpoint_compatible, read_checkpoint_model
 from .trainer import ViewpointTrainer
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["setup", "main", "build_config", "ConfigError", "OutputDirError", "user_errors"]
-
-
-class OutputDirError(UserInputError, OSError):
-    """OUTPUT_DIR cannot be created or written."""
 
 
 def check_output_dir(path):
@@ -50,13 +48,17 @@ def build_config(config_file="", opts=()):
     """The full config: FastReID defaults, ``MODEL.VAL``, the file, then command-line overrides."""
     cfg = get_cfg()
     add_val_config(cfg)
+    if config_file and not os.path.isfile(config_file):
+        raise MissingFileError(f"config file {config_file} does not exist")
     for source, merge, arg in ((config_file, cfg.merge_from_file, config_file),
                                ("command line", cfg.merge_from_list, list(opts or []))):
         if not arg:
             continue
         try:
             merge(arg)
-        except (KeyError, AssertionError, ValueError) as e:
+        except OSError as e:  # a _BASE_ file that does not exist or cannot be read
+            raise MissingFileError(f"{source}: {e.strerror or e}: {e.filename or ''}") from None
+        except (KeyError, AssertionError, ValueError, yaml.YAMLError) as e:
             msg = e.args[0] if e.args else str(e)
             raise ConfigError(f"{source}: {msg}") from None
     resolve_device(cfg)

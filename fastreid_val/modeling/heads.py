@@ -6,6 +6,8 @@ import torch.nn.functional as F
 from fastreid.config import configurable
 from fastreid.modeling.heads import REID_HEADS_REGISTRY, EmbeddingHead
 
+from ..errors import InvalidConfigError
+
 __all__ = ["IdentityViewpointHead"]
 
 
@@ -58,7 +60,7 @@ class IdentityViewpointHead(EmbeddingHead):
         elif self.neck_feat == "after":
             feat = neck_feat
         else:
-            raise KeyError(f"{self.neck_feat} is invalid for MODEL.HEADS.NECK_FEAT (expected 'before' or 'after')")
+            raise InvalidConfigError(f"MODEL.HEADS.NECK_FEAT must be 'before' or 'after', got {self.neck_feat!r}")
         return {
             "cosine": cosine,
             "centers": self.weight.view(c, v, -1),

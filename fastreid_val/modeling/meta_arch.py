@@ -7,6 +7,7 @@ from fastreid.config import configurable
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY, Baseline
 from fastreid.utils.events import get_event_storage
 
+from ..errors import InvalidConfigError
 from .losses import assign_viewpoints, partition_loss, reunion_loss
 
 __all__ = ["ViewpointAwareMixin", "ViewpointBaseline", "viewpoint_aware_losses", "val_kwargs_from_config"]
@@ -28,12 +29,15 @@ class ViewpointAwareMixin:
         return args
 
     @staticmethod
-    def batch_viewpoints(batched_inputs, device):
+    def batch_viewpoints(batched_inputs, device, unlabelled=None):
         """``viewpoints`` [N] of a training batch on ``device``: -1 (unknown) where the batch has none,
-        and everywhere when its targets are negative (FastReID's PreciseBN convention for "no labels")."""
+        and everywhere when its targets are negative (FastReID's PreciseBN convention for "no labels";
+        pass ``unlabelled`` when already known, to spare a device sync)."""
         targets = batched_inputs["targets"]
         viewpoints = batched_inputs.get("viewpoints")
-        if viewpoints is None or targets.sum() < 0:
+        if unlabelled is None:
+            unlabelled = bool(targets.sum() < 0)
+        if viewpoints is None or unlabelled:
             return torch.full(targets.shape, -1, dtype=torch.long, device=device)
         return viewpoints.to(device)
 
@@ -56,8 +60,9 @@ class ViewpointBaseline(ViewpointAwareMixin, Baseline):
         features = self.backbone(images)
         assert "targets" in batched_inputs, "Identity annotations are missing in training!"
         targets = batched_inputs["targets"]
-        viewpoints = self.batch_viewpoints(batched_inputs, targets.device)
-        if targets.sum() < 0:  # PreciseBN: no labels (as Baseline.forward)
+        unlabelled = bool(targets.sum() < 0)  # PreciseBN: no labels (as Baseline.forward)
+        viewpoints = self.batch_viewpoints(batched_inputs, targets.device, unlabelled)
+        if unlabelled:
             targets.zero_()
         outputs = self.heads(features, targets)
         return self.losses(outputs, targets, viewpoints)
@@ -86,8 +91,8 @@ def viewpoint_aware_losses(branch_outputs, identities, viewpoints, kw):
     """
     for out in branch_outputs:
         if "cosine" not in out:
-            raise KeyError("VAL needs a head that returns 'cosine' and 'centers' "
-                           "(MODEL.HEADS.NAME: IdentityViewpointHead)")
+            raise InvalidConfigError("VAL needs a head that returns 'cosine' and 'unit_centers' "
+                                     "(MODEL.HEADS.NAME: IdentityViewpointHead)")
     if viewpoints is None:
         viewpoints = torch.full_like(identities, -1)
     n = len(branch_outputs)
