@@ -40,8 +40,10 @@ def test_s3_train_loader_runs_without_cuda():
 def test_s4_missing_rank_cylib_warns_once_and_never_exits(monkeypatch, caplog):
     from fastreid.evaluation.reid_evaluation import ReidEvaluator
 
-    monkeypatch.setattr(compat, "rank_cylib_available", lambda: False)
-    monkeypatch.setattr(compat, "_rank_warning_done", False)
+    from fastreid_val.compat import evaluation
+
+    monkeypatch.setattr(evaluation, "rank_cylib_available", lambda: False)
+    monkeypatch.setattr(evaluation, "_rank_warning_done", False)
     with caplog.at_level(logging.WARNING):
         ReidEvaluator(None, 1)
         ReidEvaluator(None, 1)

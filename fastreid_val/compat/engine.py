@@ -1,0 +1,104 @@
+"""S6, S8, S10, S11: FastReID's engine (distributed launch, trainer, metric printer, optimizer).
+
+See :mod:`fastreid_val.compat`.
+"""
+import functools
+import importlib
+import logging
+import os
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def _distributed_worker_cpu(local_rank, main_func, world_size, num_procs_per_machine, machine_rank,
+                            dist_url, args):
+    """S6: upstream's ``_distributed_worker`` with the gloo backend and no CUDA device."""
+    import torch.distributed as dist
+    from fastreid.utils import comm
+
+    global_rank = machine_rank * num_procs_per_machine + local_rank
+    dist.init_process_group(backend="gloo", init_method=dist_url, world_size=world_size, rank=global_rank)
+    comm.synchronize()
+    assert comm._LOCAL_PROCESS_GROUP is None
+    num_machines = world_size // num_procs_per_machine
+    for i in range(num_machines):
+        ranks_on_i = list(range(i * num_procs_per_machine, (i + 1) * num_procs_per_machine))
+        pg = dist.new_group(ranks_on_i)
+        if i == machine_rank:
+            comm._LOCAL_PROCESS_GROUP = pg
+    main_func(*args)
+
+
+def _ddp(model, device_ids=None, **kwargs):
+    """S6: DDP that passes ``device_ids`` only for a model that lives on a GPU."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if next(model.parameters()).device.type != "cuda":
+        device_ids = None
+    return DistributedDataParallel(model, device_ids=device_ids, **kwargs)
+
+
+def _patch_distributed():
+    import fastreid.engine.defaults as defaults
+
+    # ``fastreid.engine`` re-exports the function ``launch`` under the submodule's name.
+    launch = importlib.import_module("fastreid.engine.launch")
+
+    if not torch.cuda.is_available():
+        launch._distributed_worker = _distributed_worker_cpu
+    defaults.DistributedDataParallel = _ddp
+
+
+def _patch_output_dir():
+    from fastreid.engine.defaults import DefaultTrainer
+
+    original = DefaultTrainer.auto_scale_hyperparams
+    if getattr(original, "_fastreid_val_shim", False):
+        return
+
+    @functools.wraps(original)
+    def auto_scale_hyperparams(cfg, num_classes):  # S8
+        if cfg.OUTPUT_DIR:
+            os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        return original(cfg, num_classes)
+
+    auto_scale_hyperparams._fastreid_val_shim = True
+    DefaultTrainer.auto_scale_hyperparams = staticmethod(auto_scale_hyperparams)
+
+
+def _patch_metric_printer():
+    from fastreid.utils import events
+
+    original = events.CommonMetricPrinter.write
+    if getattr(original, "_fastreid_val_shim", False):
+        return
+
+    @functools.wraps(original)
+    def write(self):  # S10
+        storage = events.get_event_storage()
+        if self._last_write is not None and self._last_write[0] == storage.iter:
+            return  # second write at the same iteration: nothing new, and would divide by zero
+        try:
+            original(self)
+        except (KeyError, ZeroDivisionError) as e:
+            logger.debug("metric printer skipped iteration %d (%r)", storage.iter, e)
+
+    write._fastreid_val_shim = True
+    events.CommonMetricPrinter.write = write
+
+
+def _patch_optimizer():
+    import fastreid.engine.defaults as defaults
+    from fastreid.solver import build as solver_build
+
+    if getattr(defaults.build_optimizer, "_fastreid_val_shim", False):
+        return
+
+    @functools.wraps(solver_build.build_optimizer)
+    def build_optimizer(cfg, model, contiguous=False):  # S11
+        return solver_build.build_optimizer(cfg, model, contiguous=contiguous)
+
+    build_optimizer._fastreid_val_shim = True
+    defaults.build_optimizer = build_optimizer

@@ -1,0 +1,53 @@
+"""S4, S5: FastReID's evaluator (compiled rank evaluation, re-ranking on CPU). See :mod:`fastreid_val.compat`.
+"""
+import logging
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+_rank_warning_done = False
+
+
+def rank_cylib_available() -> bool:
+    try:
+        from fastreid.evaluation.rank_cylib.rank_cy import evaluate_cy  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _checked_compile_dependencies(self):
+    """S4: never compile inside site-packages at run time, never exit the process."""
+    global _rank_warning_done
+    if not rank_cylib_available() and not _rank_warning_done:
+        logger.warning(
+            "FastReID's compiled rank evaluator is not built; evaluation falls back to the "
+            "(much slower) Python implementation. Build it with `python tools/build_rank_cylib.py`."
+        )
+        _rank_warning_done = True
+
+
+def _patch_evaluator():
+    from fastreid.evaluation import reid_evaluation
+
+    reid_evaluation.ReidEvaluator._compile_dependencies = _checked_compile_dependencies
+    reid_evaluation.build_dist = build_dist
+
+
+def faiss_has_gpu() -> bool:
+    import faiss
+
+    return torch.cuda.is_available() and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
+
+
+def build_dist(feat_1, feat_2, metric="euclidean", **kwargs):
+    """S5: ``fastreid.utils.compute_dist.build_dist`` with a CPU path for ``metric="jaccard"``."""
+    from fastreid.utils import compute_dist
+
+    if metric != "jaccard" or faiss_has_gpu():
+        return compute_dist.build_dist(feat_1, feat_2, metric, **kwargs)
+    feat = torch.cat((feat_1, feat_2), dim=0)
+    # search_option=3 is upstream's faiss-CPU search (compute_dist.py:94).
+    dist = compute_dist.compute_jaccard_distance(feat, k1=kwargs["k1"], k2=kwargs["k2"], search_option=3)
+    return dist[: feat_1.size(0), feat_1.size(0):]
