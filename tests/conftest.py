@@ -5,8 +5,8 @@ import pytest
 import fastreid_val  # noqa: F401  (shims and registration)
 from fastreid_val.data.synthveri import SynthSettings, ensure_synthveri
 
-FIXTURE = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "fixtures",
-                       "veri776_keypoint_test_sample.txt")
+# An excerpt of the real VeRi-776 keypoint/orientation annotation (see tests/data/README.md).
+FIXTURE = os.path.join(os.path.dirname(__file__), "data", "veri776_keypoint_test_excerpt.txt")
 TINY = SynthSettings(num_train_ids=24, num_test_ids=12, images_per_id=8, num_cameras=4, cameras_per_id=2,
                      width=32, height=32, seed=3)
 TINY_OPTS = ["DATASETS.SYNTHVERI.NUM_TRAIN_IDS", "24", "DATASETS.SYNTHVERI.NUM_TEST_IDS", "12",
@@ -16,10 +16,7 @@ TINY_OPTS = ["DATASETS.SYNTHVERI.NUM_TRAIN_IDS", "24", "DATASETS.SYNTHVERI.NUM_T
 
 @pytest.fixture(scope="session")
 def fixture_lines():
-    path = os.path.abspath(FIXTURE)
-    if not os.path.exists(path):
-        pytest.fail(f"real VeRi annotation sample missing: {path}")
-    with open(path) as f:
+    with open(FIXTURE) as f:
         return [line for line in f if line.strip()]
 
 

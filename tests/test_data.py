@@ -39,7 +39,8 @@ def test_real_lines_map_to_front_and_rear(fixture_lines, tmp_path):
             assert v == (0 if nf >= nr else 1)
             sides["front" if v == 0 else "rear"] += 1
         assert orientation_to_viewpoint(o, 8) == o and orientation_to_viewpoint(o, 1) == 0
-    assert sum(sides.values()) == 48  # 9 left + 39 right lines in the sample
+    assert sum(sides.values()) == 48  # every pure side line of the sample is in the excerpt: 9 left + 39 right
+    assert sides["front"] and sides["rear"]  # both keypoint rules are exercised
 
 
 def test_first_real_lines(fixture_lines):
