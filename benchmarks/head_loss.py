@@ -8,7 +8,7 @@ import torch.nn.functional as F
 import fastreid_val  # noqa: F401
 from fastreid.modeling.heads import EmbeddingHead
 from fastreid_val.engine import build_config
-from fastreid_val.experiments.timing import interleaved, machine
+from fastreid_val.experiments.timing import device_name, interleaved, machine
 from fastreid_val.modeling import IdentityViewpointHead, partition_loss, reunion_loss
 
 
@@ -22,10 +22,13 @@ def main():
     p.add_argument("--rounds", type=int, default=60, help="interleaved timing rounds (median reported)")
     a = p.parse_args()
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    opts = ["MODEL.BACKBONE.FEAT_DIM", str(a.d), "MODEL.HEADS.NUM_CLASSES", str(a.c), "MODEL.VAL.NUM_VIEWPOINTS", str(a.v)]
+    opts = ["MODEL.BACKBONE.FEAT_DIM", str(a.d), "MODEL.HEADS.NUM_CLASSES", str(a.c), "MODEL.VAL.NUM_VIEWPOINTS", str(a.v),
+            "MODEL.BACKBONE.PRETRAIN", "False"]
     cfg = build_config("configs/Base-VAL.yml", opts)
     ours = IdentityViewpointHead(cfg).to(device).train()
     stock_cfg = build_config("configs/Base-VAL.yml", opts + ["MODEL.HEADS.NUM_CLASSES", str(a.c * a.v),
+                                                               "MODEL.META_ARCHITECTURE", "Baseline",
+                                                               "MODEL.HEADS.NAME", "EmbeddingHead",
                                                                "MODEL.HEADS.CLS_LAYER", "CircleSoftmax",
                                                                "MODEL.HEADS.SCALE", "48", "MODEL.HEADS.MARGIN", "0.5"])
     stock = EmbeddingHead(stock_cfg).to(device).train()
@@ -49,7 +52,7 @@ def main():
     print(f"head + loss, forward + backward, N={a.n} d={a.d} C={a.c} V={a.v}, feature map {a.hw}x{a.hw}")
     print(f"machine: {machine()}")
     for name, sec in t.items():
-        print(f"  {name:48s} {sec * 1e3:8.2f} ms")
+        print(f"  {name:48s} {sec * 1e3:8.2f} ms on {device_name(device)}")
     ratio = t["IdentityViewpointHead + VAL"] / t["EmbeddingHead + CircleSoftmax (C*V classes)"]
     print(f"ratio VAL / stock: {ratio:.3f} (goal <= 1.25)")
 

@@ -7,7 +7,7 @@ import fastreid_val  # noqa: F401
 from fastreid.modeling import build_model
 from fastreid.utils.events import EventStorage
 from fastreid_val.engine import build_config
-from fastreid_val.experiments.timing import interleaved, machine
+from fastreid_val.experiments.timing import device_name, interleaved, machine
 
 COMMON = ["MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512", "MODEL.BACKBONE.PRETRAIN", "False",
           "MODEL.HEADS.NUM_CLASSES", "576", "INPUT.SIZE_TRAIN", "[128, 128]"]
@@ -22,8 +22,8 @@ def build(config):
 
 def main():
     torch.manual_seed(0)
-    val, val_opt = build("configs/SynthVeRi/val_osnet.yml")
-    base, base_opt = build("configs/SynthVeRi/baseline_osnet.yml")
+    val, val_opt = build("configs/SynthVeRi/val_mnv2.yml")
+    base, base_opt = build("configs/SynthVeRi/softmax_mnv2.yml")
     device = val.device
     n = 32
     images = torch.rand(n, 3, 128, 128, device=device) * 255
@@ -52,7 +52,7 @@ def main():
     test = interleaved({"baseline inference": infer(base), "VAL inference": infer(val)}, rounds=7)
     print(f"one training iteration, ResNet-18, 128x128, batch {n}, C=576, V=2; machine: {machine()}")
     for name, sec in {**train, **test}.items():
-        print(f"  {name:34s} {sec * 1e3:9.1f} ms")
+        print(f"  {name:34s} {sec * 1e3:9.1f} ms on {device_name(device)}")
     print(f"training ratio VAL / baseline: {train['VAL (IdentityViewpointHead)'] / train['baseline (EmbeddingHead + CE)']:.3f} (goal <= 1.05)")
     print(f"inference ratio VAL / baseline: {test['VAL inference'] / test['baseline inference']:.3f}")
 

@@ -7,7 +7,8 @@ Each class also derives from the built-in exception a caller would expect (``Val
 """
 import re
 
-__all__ = ["UserInputError", "InvalidConfigError", "MissingFileError", "OutputDirError", "UnreadableImageError", "one_line"]
+__all__ = ["UserInputError", "InvalidConfigError", "MissingFileError", "OutputDirError", "UnreadableImageError",
+           "PretrainedWeightsError", "one_line"]
 
 
 class UserInputError(Exception):
@@ -28,6 +29,10 @@ class OutputDirError(UserInputError, OSError):
 
 class UnreadableImageError(UserInputError, OSError):
     """An image listed by a dataset cannot be decoded."""
+
+
+class PretrainedWeightsError(UserInputError, ValueError):
+    """ImageNet weights that do not fit the backbone they are loaded into."""
 
 
 def one_line(error: BaseException) -> str:

@@ -21,11 +21,11 @@ from PIL import Image
 
 from .data.annotations import AnnotationError
 from .engine.checkpoint import CheckpointMismatchError
-from .errors import MissingFileError, OutputDirError, UnreadableImageError, UserInputError
+from .errors import InvalidConfigError, MissingFileError, OutputDirError, UnreadableImageError, UserInputError
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["LabellerSettings", "read_labelled_csv", "read_image_list", "train_labeller", "label_images",
+__all__ = ["BACKBONES", "LabellerSettings", "read_labelled_csv", "read_image_list", "train_labeller", "label_images",
            "write_labels", "LowAccuracyError"]
 
 
@@ -33,9 +33,15 @@ class LowAccuracyError(UserInputError, RuntimeError):
     """The labeller's held-out accuracy is under the threshold (labels not written)."""
 
 
+BACKBONES = ("mobilenetv2-imagenet", "resnet")
+
+
 @dataclass
 class LabellerSettings:
     num_viewpoints: int = 2
+    # "mobilenetv2-imagenet": FastReID's MobileNetV2 from the packaged ImageNet weights (a few hundred
+    # hand labels suffice); "resnet": FastReID's ResNet of ``depth``, from ``weights`` or from scratch.
+    backbone: str = "mobilenetv2-imagenet"
     depth: str = "18x"
     size: Tuple[int, int] = (128, 128)
     epochs: int = 30
@@ -101,11 +107,19 @@ class _Classifier(torch.nn.Module):
         from fastreid.config import get_cfg
 
         cfg = get_cfg()
-        cfg.MODEL.BACKBONE.DEPTH = s.depth
-        cfg.MODEL.BACKBONE.PRETRAIN = False
-        cfg.MODEL.BACKBONE.LAST_STRIDE = 2
+        if s.backbone == "mobilenetv2-imagenet":
+            cfg.MODEL.BACKBONE.NAME = "build_mobilenetv2_imagenet_backbone"
+            cfg.MODEL.BACKBONE.DEPTH = "1.0x"
+            cfg.MODEL.BACKBONE.PRETRAIN = not s.weights
+            feat = 1280
+        elif s.backbone == "resnet":
+            cfg.MODEL.BACKBONE.DEPTH = s.depth
+            cfg.MODEL.BACKBONE.PRETRAIN = False
+            cfg.MODEL.BACKBONE.LAST_STRIDE = 2
+            feat = 512 if s.depth in ("18x", "34x") else 2048
+        else:
+            raise InvalidConfigError(f"labeller backbone must be one of {', '.join(BACKBONES)}, got {s.backbone!r}")
         self.backbone = build_backbone(cfg)
-        feat = 512 if s.depth in ("18x", "34x") else 2048
         self.fc = torch.nn.Linear(feat, s.num_viewpoints)
         if s.weights:
             self._load_weights(s.weights)
@@ -120,7 +134,7 @@ class _Classifier(torch.nn.Module):
             state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}
         missing, _ = self.backbone.load_state_dict(state, strict=False)
         if len(missing) == len(self.backbone.state_dict()):
-            raise CheckpointMismatchError(f"{path}: no backbone weights matched a ResNet-{self.fc.in_features} backbone")
+            raise CheckpointMismatchError(f"{path}: no backbone weights matched the {self.fc.in_features}-d backbone")
         logger.info("labeller backbone initialised from %s (%d tensors missing)", path, len(missing))
 
     def forward(self, x):

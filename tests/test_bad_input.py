@@ -6,7 +6,7 @@ import sys
 import pytest
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-CFG = os.path.join(ROOT, "configs/SynthVeRi/val_osnet.yml")
+CFG = os.path.join(ROOT, "configs/SynthVeRi/val_mnv2.yml")
 
 
 def _train(tmp_path, *opts, env_root=None):
@@ -24,6 +24,10 @@ def _train(tmp_path, *opts, env_root=None):
     (["MODEL.BACKBONE.PRETRAIN", "True", "MODEL.BACKBONE.PRETRAIN_PATH", "/nonexistent/r50.pth"],
      "error: MODEL.BACKBONE.PRETRAIN_PATH /nonexistent/r50.pth does not exist"),
     (["MODEL.HEADS.NECK_FEAT", "middle"], "error: MODEL.HEADS.NECK_FEAT"),
+    (["MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.BACKBONE.PRETRAIN_PATH", ""],
+     "error: MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty"),
+    (["MODEL.HEADS.CLS_LAYER", "CircleSoftmax", "MODEL.HEADS.SCALE", "64", "MODEL.HEADS.MARGIN", "0.35"],
+     "error: IdentityViewpointHead .* would ignore MODEL.HEADS.CLS_LAYER 'CircleSoftmax'"),
 ])
 def test_bad_input_is_one_line_and_exit_2(tmp_path, opts, message):
     import re

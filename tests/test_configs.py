@@ -15,8 +15,18 @@ CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yml
                  if not os.path.basename(p).startswith("Base-"))
 
 
-def test_there_are_configs():
-    assert len(CONFIGS) >= 3
+def test_every_config_the_tools_and_readme_name_exists():
+    import re
+
+    from fastreid_val.engine.demo import DEMO_CONFIGS
+    from fastreid_val.experiments.compare import PRESETS
+
+    readme = open(os.path.join(ROOT, "README.md")).read()
+    named = set(re.findall(r"configs/[\w./-]+\.yml", readme))
+    named |= {c for preset in PRESETS.values() for c in preset} | {c for _, c in DEMO_CONFIGS}
+    assert len(named) > 10
+    for config in sorted(named):
+        assert os.path.isfile(os.path.join(ROOT, config)), config
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, ROOT))
@@ -27,7 +37,10 @@ def test_config_loads_and_builds(path):
     model.eval()
     with torch.no_grad():
         out = model(torch.rand(2, 3, *cfg.INPUT.SIZE_TEST) * 255)
-    assert out.shape[0] == 2
+    # the embedding: BNNeck feature of EMBEDDING_DIM (or the backbone's FEAT_DIM), 8 branches for MGN
+    dim = cfg.MODEL.HEADS.EMBEDDING_DIM or cfg.MODEL.BACKBONE.FEAT_DIM
+    branches = 8 if "MGN" in cfg.MODEL.META_ARCHITECTURE else 1
+    assert out.shape == (2, dim * branches) and torch.isfinite(out).all()
 
 
 def test_registry_lookups():
@@ -43,7 +56,8 @@ def test_val_settings_and_batch_viewpoints(arch):
 
     cls = META_ARCH_REGISTRY.get(arch)
     assert issubclass(cls, ViewpointAwareMixin)
-    cfg = build_config(os.path.join(ROOT, "configs/Base-VAL.yml"), ["MODEL.VAL.REUNION_WEIGHT", "0.1"])
+    cfg = build_config(os.path.join(ROOT, "configs/Base-VAL.yml"), ["MODEL.VAL.REUNION_WEIGHT", "0.1",
+                                                                   "MODEL.BACKBONE.PRETRAIN", "False"])
     assert cls.from_config(cfg)["val_kwargs"]["reunion_weight"] == 0.1
     batch = {"targets": torch.tensor([3, 4]), "viewpoints": torch.tensor([1, 0])}
     assert cls.batch_viewpoints(batch, "cpu").tolist() == [1, 0]
@@ -58,14 +72,14 @@ def test_head_inference_matches_stock_head_embedding():
 
     from fastreid_val.modeling import IdentityViewpointHead
 
-    cfg = build_config(os.path.join(ROOT, "configs/SynthVeRi/val_osnet.yml"), ["MODEL.HEADS.NUM_CLASSES", "5"])
+    cfg = build_config(os.path.join(ROOT, "configs/SynthVeRi/val_mnv2.yml"), ["MODEL.HEADS.NUM_CLASSES", "5"])
     torch.manual_seed(0)
     ours = IdentityViewpointHead(cfg).eval()
     stock = EmbeddingHead(cfg).eval()
     stock.bottleneck.load_state_dict(ours.bottleneck.state_dict())
-    x = torch.randn(3, 128, 4, 4)
+    x = torch.randn(3, 1280, 2, 2)
     assert torch.equal(ours(x), stock(x))
-    assert ours.weight.shape == (10, 128)  # C x V = 5 x 2 sub-centers
+    assert ours.weight.shape == (10, 1280)  # C x V = 5 x 2 sub-centers
 
 
 @pytest.mark.parametrize("key, value, message", [

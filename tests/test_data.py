@@ -184,7 +184,8 @@ def _vehicleid_tree(root, n_ids=6, per_id=3, labels=True):
             Image.new("RGB", (8, 8), (vid * 40 % 256, k * 90, (vid * k * 30) % 256)).save(
                 os.path.join(base, "image", imgid + ".jpg"))
             lines.append(f"{imgid} {vid}\n")
-    for name in ("train_list.txt", "test_list_800.txt", "test_list_13164.txt"):
+    for name in ("train_list.txt", "test_list_800.txt", "test_list_1600.txt", "test_list_2400.txt",
+                 "test_list_13164.txt"):
         open(os.path.join(base, "train_test_split", name), "w").writelines(lines)
     if labels:
         open(os.path.join(base, "viewpoints.txt"), "w").writelines(
@@ -232,3 +233,33 @@ def test_vehicleid_protocol_averages_seeded_splits(tmp_path, monkeypatch):
     singles = [ViewpointTrainer.test(_cfg(*base, "DATASETS.VIEWPOINT.SPLIT_SEED", str(k)), model) for k in range(3)]
     assert mean["mAP"] == pytest.approx(sum(s["mAP"] for s in singles) / 3, abs=1e-4)
     assert len({round(float(s["mAP"]), 4) for s in singles}) > 1  # the splits differ
+
+
+def test_three_test_sets_keep_their_metrics_split_spread_and_cmc(tmp_path, monkeypatch):
+    import json
+
+    from fastreid_val.engine import ViewpointTrainer
+    from fastreid_val.engine.launcher import metrics_by_test_set, write_results
+    from fastreid_val.experiments.compare import collect, summarise, table_rows
+
+    _vehicleid_tree(str(tmp_path / "data"), n_ids=5, per_id=3)
+    monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path / "data"))
+    out = tmp_path / "run"
+    out.mkdir()
+    sets = ("SmallVehicleIDViewpoint", "MediumVehicleIDViewpoint", "LargeVehicleIDViewpoint")
+    cfg = _cfg("DATASETS.TESTS", str(sets), "MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512",
+               "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.NUM_CLASSES", "5", "TEST.IMS_PER_BATCH", "8",
+               "DATASETS.VIEWPOINT.NUM_SPLITS", "3", "OUTPUT_DIR", str(out))
+    torch.manual_seed(0)
+    results = ViewpointTrainer.test(cfg, ViewpointTrainer.build_model(cfg))
+    assert list(results) == list(sets)
+    for name in sets:
+        assert {"Rank-1", "mAP", "mAP-std", "xview-mAP"} <= set(results[name])
+        assert results[name]["mAP-std"] >= 0
+    write_results(str(out), metrics_by_test_set(cfg, results), train_time_s=1.0)
+    saved = json.load(open(out / "results.json"))
+    assert saved["metrics"][sets[1]]["mAP"] == pytest.approx(results[sets[1]]["mAP"])
+    cmc = json.load(open(out / "cmc.json"))
+    assert list(cmc) == list(sets) and all(0 <= c <= 1 for curve in cmc.values() for c in curve)
+    rows = table_rows(summarise({"val": [collect(str(out))]}))
+    assert [label for label, _ in rows] == [f"val / {name}" for name in sets]

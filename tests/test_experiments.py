@@ -9,16 +9,18 @@ from PIL import Image
 from fastreid.modeling import build_model
 from fastreid.utils.events import EventStorage
 from fastreid_val.engine import build_config
-from fastreid_val.experiments.compare import collect, run_config, summarise, write_table, plot
+from fastreid_val.experiments.compare import RunFailedError, collect, plot, run_config, summarise
+from fastreid_val.experiments.compare import write_tables
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
-def _fake_run(folder, m_ap, cmc):
+def _fake_run(folder, m_ap, cmc, test_set="SynthVeRi"):
     os.makedirs(folder, exist_ok=True)
-    json.dump({"Rank-1": cmc[0] * 100, "mAP": m_ap, "xview-mAP": m_ap / 2, "train_time_s": 10.0, "images_per_s": 5.0},
+    metrics = {"Rank-1": cmc[0] * 100, "mAP": m_ap, "xview-mAP": m_ap / 2}
+    json.dump({"metrics": {test_set: metrics}, "train_time_s": 10.0, "images_per_s": 5.0},
               open(os.path.join(folder, "results.json"), "w"))
-    json.dump({"cmc": cmc}, open(os.path.join(folder, "cmc.json"), "w"))
+    json.dump({test_set: cmc}, open(os.path.join(folder, "cmc.json"), "w"))
 
 
 def test_summary_table_and_plots(tmp_path):
@@ -27,20 +29,32 @@ def test_summary_table_and_plots(tmp_path):
     _fake_run(tmp_path / "b" / "seed0", 30.0, [0.6, 0.8, 1.0])
     runs = {"a": [collect(tmp_path / "a" / f"seed{s}") for s in (0, 1)], "b": [collect(tmp_path / "b" / "seed0")]}
     summary = summarise(runs)
-    assert summary["a"]["mAP"] == pytest.approx((15.0, 7.0710678, 2))  # mean, sample std, seeds
-    assert summary["b"]["mAP"] == (30.0, 0.0, 1)
-    table = write_table(summary, str(tmp_path / "out"))
-    assert "| a | 2 |" in table and "15.00 ± 7.07" in table
-    plot(runs, summary, str(tmp_path / "out"))
+    assert summary["a"]["SynthVeRi"]["mAP"] == pytest.approx((15.0, 7.0710678, 2))  # mean, sample std, seeds
+    assert summary["b"]["SynthVeRi"]["mAP"] == (30.0, 0.0, 1)
+    assert summary["a"]["SynthVeRi"]["train_time_s"] == (10.0, 0.0, 2)
+    floors = {"SynthVeRi": {"random features": {"mAP": 1.25, "Rank-1": 0.5}}}
+    table = write_tables(summary, str(tmp_path / "out"), floors)
+    lines = table.splitlines()
+    assert lines[0].startswith("| method | seeds | Rank-1 | Rank-5 | mAP |")
+    assert len({line.count("|") for line in lines}) == 1  # every row has the header's columns
+    assert lines[2].startswith("| a | 2 | 50.00 ± 0.00 | - | 15.00 ± 7.07 |")  # Rank-1 = cmc[0] of both seeds
+    assert lines[-1].startswith("| floor: random features | - | 0.50 | - | 1.25 |")
+    plot(runs, summary, str(tmp_path / "out"), floors)
     for name in ("cmc.png", "map.png"):
         assert Image.open(tmp_path / "out" / name).size[0] > 300
     assert (tmp_path / "out" / "results.csv").read_text().startswith("method,seeds,Rank-1_mean")
 
 
+def test_results_of_an_earlier_version_are_named(tmp_path):
+    json.dump({"mAP": 1.0}, open(tmp_path / "results.json", "w"))
+    with pytest.raises(RunFailedError, match="earlier version"):
+        collect(str(tmp_path))
+
+
 def test_finished_runs_are_not_rerun(tmp_path):
-    folder = tmp_path / "val_osnet" / "seed0"
+    folder = tmp_path / "val_mnv2" / "seed0"
     _fake_run(folder, 12.0, [0.1])
-    assert run_config("configs/SynthVeRi/val_osnet.yml", 0, str(tmp_path)) == str(folder)  # would fail if it ran
+    assert run_config("configs/SynthVeRi/val_mnv2.yml", str(folder), 0) == str(folder)  # would fail if it ran
 
 
 def test_viewpoint_mgn_trains_with_val_on_every_branch():
@@ -85,10 +99,10 @@ def _compare_main():
 
 
 def test_compare_counts_a_config_once_and_refuses_name_clashes(tmp_path):
-    _fake_run(tmp_path / "val_osnet" / "seed0", 12.0, [0.1])
-    config = "configs/SynthVeRi/val_osnet.yml"
-    _compare_main()(["--configs", config, config, "--seeds", "1", "--out", str(tmp_path)])
+    _fake_run(tmp_path / "val_mnv2" / "seed0", 12.0, [0.1])
+    config = "configs/SynthVeRi/val_mnv2.yml"
+    _compare_main()(["--configs", config, config, "--seeds", "1", "--out", str(tmp_path), "--no-floors"])
     table = (tmp_path / "results.md").read_text()
-    assert "| val_osnet | 1 |" in table
+    assert "| val_mnv2 | 1 |" in table and table.count("val_mnv2") == 1
     with pytest.raises(SystemExit):
         _compare_main()(["--configs", "configs/VeRi/val_r50.yml", "configs/VehicleID/val_r50.yml", "--out", str(tmp_path)])

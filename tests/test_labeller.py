@@ -8,6 +8,7 @@ import pytest
 from fastreid_val.data.annotations import read_keypoint_file
 from fastreid_val.data.synthveri import SynthSettings, generate
 from fastreid_val.data.vehicleid import read_viewpoint_file
+from fastreid_val.data.viewpoints import orientation_to_viewpoint
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -18,8 +19,11 @@ def hand_labels(tmp_path_factory):
     generate(str(d / "synth"), SynthSettings(num_train_ids=30, num_test_ids=1, images_per_id=6, num_cameras=4,
                                              width=48, height=48, seed=11))
     labels = read_keypoint_file(str(d / "synth" / "keypoint_train.txt"))
-    rows = [(str(d / "synth" / "image_train" / n), {0: 0, 1: 1}[l.orientation])
-            for n, l in sorted(labels.items()) if l.orientation in (0, 1)]
+    # Hand labels: every image of the first 24 identities, front or rear as a person would say
+    # (obliques go with the end they show); the last 6 identities are never hand-labelled.
+    rows = [(str(d / "synth" / "image_train" / n), orientation_to_viewpoint(l.orientation, 2, l.visible_front,
+                                                                               l.visible_rear))
+            for n, l in sorted(labels.items()) if int(n[:4]) <= 24]
     (d / "hand.csv").write_text("path,viewpoint\n" + "".join(f"{p},{v}\n" for p, v in rows))
     (d / "all.txt").write_text("".join(f"{d / 'synth' / 'image_train' / n}\n" for n in sorted(labels)))
     return d, len(labels)
@@ -44,16 +48,21 @@ def test_labels_every_image_with_confidence(hand_labels):
     proc = _run(d, "--min-accuracy", "0")
     assert proc.returncode == 0, proc.stderr[-2000:]
     acc = float(proc.stdout.split("held-out accuracy ")[1].split(";")[0])
-    assert 0.0 <= acc <= 1.0
+    assert acc >= 0.7, acc  # on held-out hand labels; a classifier that learnt nothing is at 0.5
     lines = (d / "viewpoints.txt").read_text().splitlines()
     assert len(lines) == n
     assert all(len(l.split()) == 3 and 0.5 <= float(l.split()[2]) <= 1.0 for l in lines)
     labels = read_viewpoint_file(str(d / "viewpoints.txt"))
     assert set(labels.values()) <= {0, 1}
-    # the classifier has learned its training labels (a broken one agrees about half the time)
-    hand = [l.split(",") for l in (d / "hand.csv").read_text().splitlines()[1:]]
-    agree = sum(labels[os.path.splitext(os.path.basename(p))[0]] == int(v) for p, v in hand) / len(hand)
-    assert agree >= 0.75, agree
+    # Images of the identities no hand label covers, against their front/rear truth from the
+    # annotation; a classifier that learnt nothing agrees about half the time.
+    hand = {os.path.splitext(os.path.basename(l.split(",")[0]))[0] for l in (d / "hand.csv").read_text().splitlines()[1:]}
+    truth = read_keypoint_file(str(d / "synth" / "keypoint_train.txt"))
+    unseen = {os.path.splitext(n)[0]: orientation_to_viewpoint(l.orientation, 2, l.visible_front, l.visible_rear)
+              for n, l in truth.items() if os.path.splitext(n)[0] not in hand}
+    assert len(unseen) == 6 * 6
+    agree = sum(labels[name] == v for name, v in unseen.items()) / len(unseen)
+    assert agree >= 0.7, agree
 
 
 def test_bad_csv_is_refused(tmp_path):

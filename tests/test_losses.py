@@ -65,6 +65,20 @@ def test_worked_example():
     assert loss.item() == pytest.approx(math.log(1 + math.exp(-1.2)), abs=1e-12)
 
 
+def test_worked_example_with_another_identity_shows_the_boundary():
+    # Identity 0, viewpoint 0; C=2, V=2; s = ((0.8, 0.2), (0.6, 0.1)); gamma=2, m=0.5.
+    # Without MB the logits are 2s = (1.6, 0.4, 1.2, 0.2): L = log(e^1.6 + e^0.4 + e^1.2 + e^0.2) - 1.6 = 0.7967...
+    # With MB, own identity (positive form): phi = (0.21, -0.39) as above; identity 1 (negative form,
+    # [s + m]_+ (s - m)): phi(1,0) = 1.1 * 0.1 = 0.11, phi(1,1) = 0.6 * -0.4 = -0.24. Logits 2 phi =
+    # (0.42, -0.78, 0.22, -0.48): L = log(e^0.42 + e^-0.78 + e^0.22 + e^-0.48) - 0.42 = 0.9268...
+    cosine = torch.tensor([[[0.8, 0.2], [0.6, 0.1]]], dtype=torch.float64)
+    plain = partition_loss(cosine, torch.tensor([0]), torch.tensor([0]), scale=2.0, multi_boundary=False)
+    assert plain.item() == pytest.approx(math.log(sum(math.exp(x) for x in (1.6, 0.4, 1.2, 0.2))) - 1.6, abs=1e-12)
+    mb = partition_loss(cosine, torch.tensor([0]), torch.tensor([0]), scale=2.0, margin=0.5)
+    assert mb.item() == pytest.approx(math.log(sum(math.exp(x) for x in (0.42, -0.78, 0.22, -0.48))) - 0.42, abs=1e-12)
+    assert mb.item() > plain.item() + 0.1  # the stricter inter-identity boundary costs more here
+
+
 @pytest.mark.parametrize("mb", [True, False])
 @pytest.mark.parametrize("v", [1, 2, 4])
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])

@@ -20,7 +20,7 @@ from fastreid_val.modeling.meta_arch import ViewpointBaseline
 from .conftest import TINY_OPTS
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
-CFG = os.path.join(ROOT, "configs/SynthVeRi/val_osnet.yml")
+CFG = os.path.join(ROOT, "configs/SynthVeRi/val_mnv2.yml")
 # Deterministic settings: fixed seed, no random augmentation, no loader workers.
 DETERMINISTIC = TINY_OPTS + [
     "INPUT.SIZE_TRAIN", "[32, 32]", "INPUT.SIZE_TEST", "[32, 32]", "SOLVER.IMS_PER_BATCH", "32",
@@ -67,7 +67,7 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(datasets_root, tmp_p
     assert a.keys() == b.keys()
     for k in a:
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5, rtol=1e-4), k
-    ra, rb = (json.load(open(os.path.join(d, "results.json"))) for d in (whole, cut))
+    ra, rb = (json.load(open(os.path.join(d, "results.json")))["metrics"]["SynthVeRi"] for d in (whole, cut))
     assert ra["mAP"] == pytest.approx(rb["mAP"], abs=1e-3) and ra["Rank-1"] == pytest.approx(rb["Rank-1"], abs=1e-3)
 
 

@@ -12,12 +12,12 @@ from fastreid_val.engine.checkpoint import CheckpointMismatchError
 
 from .conftest import TINY_OPTS
 
-CFG = "configs/SynthVeRi/val_osnet.yml"
+CFG = "configs/SynthVeRi/val_mnv2.yml"
 COMMON = TINY_OPTS + ["INPUT.SIZE_TRAIN", "[32, 32]", "INPUT.SIZE_TEST", "[32, 32]", "SOLVER.IMS_PER_BATCH", "32",
                       "DATALOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_ITERS", "5", "RUN.LOG_PERIOD", "2",
                       # ResNet-18 learns the tiny set within these few iterations (OSNet needs more)
                       "MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.BACKBONE.DEPTH", "18x",
-                      "MODEL.BACKBONE.FEAT_DIM", "512", "MODEL.BACKBONE.LAST_STRIDE", "1"]
+                      "MODEL.BACKBONE.FEAT_DIM", "512", "MODEL.BACKBONE.LAST_STRIDE", "1", "MODEL.BACKBONE.PRETRAIN", "False"]
 
 
 def _args(out, *extra, resume=False, eval_only=False):

@@ -11,7 +11,7 @@ import sys
 
 import fastreid_val  # noqa: F401  (shims and registration)
 from fastreid_val.errors import UserInputError, one_line
-from fastreid_val.labeller import LabellerSettings, run
+from fastreid_val.labeller import BACKBONES, LabellerSettings, run
 
 
 def main(argv=None):
@@ -21,9 +21,13 @@ def main(argv=None):
     p.add_argument("--image-root", default="", help="folder joined to ids in --images")
     p.add_argument("--ext", default=".jpg")
     p.add_argument("--output", required=True)
-    p.add_argument("--weights", default="", help="backbone init: FastReID checkpoint or ImageNet ResNet weights")
+    p.add_argument("--backbone", default=BACKBONES[0], choices=BACKBONES,
+                   help="mobilenetv2-imagenet: ImageNet weights from the installed package (default); "
+                        "resnet: FastReID's ResNet of --depth, from --weights or from scratch")
+    p.add_argument("--weights", default="", help="backbone init: a FastReID checkpoint (backbone.* keys) or, for "
+                                                 "--backbone resnet, ImageNet ResNet weights")
     p.add_argument("--depth", default="18x", choices=["18x", "34x", "50x", "101x"],
-                   help="ResNet depth of FastReID's backbone")
+                   help="ResNet depth of FastReID's backbone (--backbone resnet)")
     p.add_argument("--size", type=int, nargs=2, default=[128, 128])
     p.add_argument("--epochs", type=int, default=30)
     p.add_argument("--holdout", type=float, default=0.2, help="share of hand labels held out for accuracy")
@@ -32,7 +36,7 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    s = LabellerSettings(depth=a.depth, size=tuple(a.size), epochs=a.epochs, holdout=a.holdout, seed=a.seed,
+    s = LabellerSettings(backbone=a.backbone, depth=a.depth, size=tuple(a.size), epochs=a.epochs, holdout=a.holdout, seed=a.seed,
                          weights=a.weights)
     try:
         acc = run(a.labelled, a.images, a.output, s, a.min_accuracy, a.force, a.image_root, a.ext)

@@ -49,6 +49,11 @@ class ViewpointDataset(ImageDataset):
                                  f"-1..{num_viewpoints - 1} (e.g. {bad[0][0]} -> {bad[0][3]})")
         super().__init__(train, query, gallery, **kwargs)
 
+    def identity_groups(self) -> Optional[dict]:
+        """{identity: look-alike group (e.g. model and colour)} of the test identities, when the dataset
+        knows it (SynthVeRi); None otherwise. Used by the look-alike metric and the oracle floor."""
+        return None
+
     def check_before_run(self, required_files):
         for path in [required_files] if isinstance(required_files, str) else required_files:
             if not os.path.exists(path):

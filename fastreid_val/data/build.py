@@ -19,7 +19,8 @@ from .common import ViewpointCommDataset
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ResumableSampler", "load_dataset", "build_viewpoint_train_loader", "build_viewpoint_test_loader", "flip_settings"]
+__all__ = ["ResumableSampler", "load_dataset", "build_viewpoint_train_loader", "build_viewpoint_test_loader", "flip_settings",
+           "EVALUATION_VIEWPOINTS"]
 
 
 class ResumableSampler:
@@ -35,6 +36,10 @@ class ResumableSampler:
 
     def __iter__(self):
         return itertools.islice(iter(self.sampler), self.skip, None)
+
+
+# Viewpoints of test images: front and rear, the paper's V=2 partition of the orientation labels.
+EVALUATION_VIEWPOINTS = 2
 
 
 def datasets_root():
@@ -100,10 +105,17 @@ def build_viewpoint_train_loader(cfg):
 
 
 def build_viewpoint_test_loader(cfg, dataset_name, **dataset_kwargs):
+    """Test loader whose viewpoints are front/rear (V=2) whatever V the model trains with, so the
+    cross-view and same-view metrics mean the same for every run (see evaluation/cross_view.py).
+
+    ``loader.dataset.identity_groups`` is the dataset's look-alike group of each identity, or None.
+    """
+    dataset_kwargs.setdefault("num_viewpoints", EVALUATION_VIEWPOINTS)
     data = load_dataset(cfg, dataset_name, **dataset_kwargs)
     if comm.is_main_process():
         data.show_test()
     test_set = ViewpointCommDataset(data.query + data.gallery, build_transforms(cfg, is_train=False), relabel=False)
+    test_set.identity_groups = data.identity_groups()
     loader = fr_build.build_reid_test_loader(test_set=test_set, test_batch_size=cfg.TEST.IMS_PER_BATCH,
                                              num_query=len(data.query), num_workers=cfg.DATALOADER.NUM_WORKERS)
     return loader

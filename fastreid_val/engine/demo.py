@@ -1,45 +1,62 @@
-"""The main job: train and evaluate VAL on the embedded SynthVeRi, then print a results table."""
+"""The main job: on the embedded SynthVeRi, the reference floors, then the stock Softmax baseline and
+VAL fine-tuned from the same ImageNet weights with the same recipe, in one table.
+
+Each training is its own process (:func:`fastreid_val.experiments.compare.run_config`), seeded
+(``RUN.SEED``), so the demo's rows are the first seed of ``make compare``'s.
+"""
 import argparse
 import logging
 import os
 import time
 
-from fastreid.engine import default_argument_parser
+from ..experiments.compare import cached_floors, collect, run_config, summarise, table_rows
+from ..experiments.report import COLUMNS, markdown_table
 
-from .launcher import main
+logger = logging.getLogger(__name__)
 
-__all__ = ["run_demo", "format_results"]
+__all__ = ["DEMO_CONFIGS", "run_demo", "parse_args"]
 
-COLUMNS = ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP", "xview-Rank-1", "xview-mAP", "sview-Rank-1", "sview-mAP")
-
-
-def format_results(rows):
-    """Markdown table of {name: results dict}."""
-    lines = ["| run | " + " | ".join(COLUMNS) + " |", "|---" * (len(COLUMNS) + 1) + "|"]
-    for name, res in rows.items():
-        lines.append(f"| {name} | " + " | ".join(f"{res[c]:.2f}" if c in res else "-" for c in COLUMNS) + " |")
-    return "\n".join(lines)
+DEMO_CONFIGS = (("Softmax", "configs/SynthVeRi/softmax_mnv2.yml"), ("VAL", "configs/SynthVeRi/val_mnv2.yml"))
 
 
-def run_demo(config_file, opts=()):
-    args = default_argument_parser().parse_args(["--config-file", config_file, *opts])
+def _say(text):
+    print(f"\n==> {text}", flush=True)
+
+
+def run_demo(seed=0, out="output/synthveri", opts=()):
+    """Floors, both trainings and the table; returns the Markdown table."""
     os.environ.setdefault("FASTREID_DATASETS", "datasets")
-    start = time.time()
-    results = main(args)
-    elapsed = time.time() - start
-    from .launcher import build_config
-
-    out = build_config(config_file, opts).OUTPUT_DIR
-    logging.getLogger(__name__).info("demo finished in %.1f s", elapsed)
-    print("\nSynthVeRi results (test set, with re-ranking):\n" + format_results({os.path.basename(config_file): results}))
-    print(f"\nwall time: {elapsed:.0f} s")
-    print(f"log: {os.path.join(out, 'log.txt')}\ncheckpoint: {os.path.join(out, 'model_final.pth')}\n"
-          f"metrics: {os.path.join(out, 'metrics.json')}\nTensorBoard: tensorboard --logdir {out}")
-    return results
+    start = time.perf_counter()
+    steps = len(DEMO_CONFIGS) + 1
+    _say(f"[1/{steps}] SynthVeRi (generated on first use) and its reference floors: no learning at all")
+    floors = cached_floors(DEMO_CONFIGS[0][1], out, opts)
+    runs, folders = {}, {}
+    for i, (name, config) in enumerate(DEMO_CONFIGS, start=2):
+        folder = os.path.join(out, os.path.splitext(os.path.basename(config))[0])
+        eta = ""
+        if i > 2:
+            per_run = (time.perf_counter() - start) / (i - 2)  # floors included: an upper bound
+            eta = f"; about {per_run * (steps - i + 1) / 60:.1f} min left"
+        _say(f"[{i}/{steps}] {name}: fine-tune {config} (seed {seed}) -> {folder}{eta}")
+        folders[name] = run_config(config, folder, seed, opts, reuse=False)
+        runs[name] = [collect(folders[name])]
+    wall = time.perf_counter() - start
+    table = markdown_table(table_rows(summarise(runs), floors), columns=(*COLUMNS, "train_time_s"))
+    print("\nSynthVeRi test set (metrics in %, re-ranked; sview/xview: only matches seen from the query's own / "
+          "the other viewpoint; lookalike-wrong-Rank-1: share of wrong first matches of the query's model and "
+          "colour):\n\n" + table)
+    print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min)")
+    for name, folder in folders.items():
+        print(f"{name}: checkpoint {os.path.join(folder, 'model_final.pth')}, log {os.path.join(folder, 'log.txt')}")
+    print(f"TensorBoard: tensorboard --logdir {out}")
+    with open(os.path.join(out, "demo.md"), "w") as f:
+        f.write(table)
+    return table
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Train and evaluate VAL on SynthVeRi (generated on first use).")
-    p.add_argument("--config-file", default="configs/SynthVeRi/val_osnet.yml")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, KEY VALUE ...")
+    p = argparse.ArgumentParser(description="The main job: floors, Softmax and VAL on SynthVeRi, one table.")
+    p.add_argument("--seed", type=int, default=0, help="RUN.SEED of both trainings")
+    p.add_argument("--out", default="output/synthveri", help="folder of the runs, the floors and the table")
+    p.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE", help="config overrides for both runs")
     return p.parse_args(argv)

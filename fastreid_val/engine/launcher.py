@@ -105,17 +105,24 @@ def main(args, trainer_cls=ViewpointTrainer):
     elapsed = time.perf_counter() - start
     if comm.is_main_process() and results:
         iters = trainer.max_iter - trainer.start_epoch * trainer.iters_per_epoch
-        write_results(cfg.OUTPUT_DIR, results, train_time_s=elapsed,
+        write_results(cfg.OUTPUT_DIR, metrics_by_test_set(cfg, results), train_time_s=elapsed,
                       images_per_s=iters * cfg.SOLVER.IMS_PER_BATCH / max(elapsed, 1e-9))
     return results
 
 
-def write_results(output_dir, results, **extra):
-    """``<OUTPUT_DIR>/results.json``: the final metrics plus run facts (read by tools/compare.py)."""
-    data = {k: float(v) for k, v in results.items() if isinstance(v, (int, float)) or hasattr(v, "item")}
-    data.update(extra)
+def metrics_by_test_set(cfg, results):
+    """``{test set: {metric: value}}`` from what ``test()`` returns (the metrics alone for one test set)."""
+    names = list(cfg.DATASETS.TESTS)
+    by_set = results if len(names) > 1 else {names[0]: results}
+    return {name: {k: float(v) for k, v in m.items() if isinstance(v, (int, float)) or hasattr(v, "item")}
+            for name, m in by_set.items()}
+
+
+def write_results(output_dir, metrics, **extra):
+    """``<OUTPUT_DIR>/results.json``: ``{"metrics": {test set: {metric: value}}, **extra}`` (run facts such
+    as the training time), read by tools/compare.py."""
     with open(os.path.join(output_dir, "results.json"), "w") as f:
-        json.dump(data, f, indent=1)
+        json.dump({"metrics": metrics, **extra}, f, indent=1)
 
 
 def user_errors():

@@ -6,14 +6,20 @@ What it changes, and nothing else (the loop, hooks, scheduler and writers are Fa
 * a resumed run continues the identity sampler's stream where the checkpoint left it, so with
   deterministic settings an interrupted-and-resumed run equals an uninterrupted one;
 * a non-finite loss stops training with the iteration and the loss term named;
-* the console/JSON/TensorBoard write period is ``RUN.LOG_PERIOD``.
+* the console/JSON/TensorBoard write period is ``RUN.LOG_PERIOD``;
+* ``RUN.CHANNELS_LAST`` puts the model in channels-last memory format.
 """
+import json
 import logging
 import math
+import os
+from collections import OrderedDict
 
+import numpy as np
 import torch
-
 from fastreid.engine import DefaultTrainer, hooks
+from fastreid.evaluation import inference_on_dataset, print_csv_format
+from fastreid.utils import comm
 
 from ..data.build import ResumableSampler, build_viewpoint_test_loader, build_viewpoint_train_loader
 from ..evaluation import ViewpointReidEvaluator
@@ -47,6 +53,13 @@ class ViewpointTrainer(DefaultTrainer):
         self._trainer._write_metrics = checked_write_metrics
 
     @classmethod
+    def build_model(cls, cfg):
+        model = super().build_model(cfg)
+        if cfg.RUN.CHANNELS_LAST:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    @classmethod
     def build_train_loader(cls, cfg):
         logger.info("Prepare training set")
         return build_viewpoint_train_loader(cfg)
@@ -58,24 +71,49 @@ class ViewpointTrainer(DefaultTrainer):
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_dir=None):
         data_loader, num_query = cls.build_test_loader(cfg, dataset_name)
-        return data_loader, ViewpointReidEvaluator(cfg, num_query, output_dir)
+        groups = getattr(data_loader.dataset, "identity_groups", None)
+        return data_loader, ViewpointReidEvaluator(cfg, num_query, output_dir, identity_groups=groups,
+                                                   dataset_name=dataset_name)
 
     @classmethod
     def test(cls, cfg, model):
-        """FastReID's test; with ``DATASETS.VIEWPOINT.NUM_SPLITS`` > 1 (VehicleID protocol), the mean
-        over that many seeded query/gallery splits (``SPLIT_SEED``, ``SPLIT_SEED + 1``, ...)."""
+        """FastReID's test over ``DATASETS.TESTS``, keeping every test set's metrics and CMC.
+
+        With ``DATASETS.VIEWPOINT.NUM_SPLITS`` > 1 (VehicleID protocol) each test set is evaluated on
+        that many seeded query/gallery splits (``SPLIT_SEED``, ``SPLIT_SEED + 1``, ...) and reports
+        their mean, with the sample standard deviation as ``<metric>-std``. Returns
+        ``{test set: metrics}``, or the metrics alone for one test set (as FastReID); the CMC of each
+        test set (mean over splits) goes to ``<OUTPUT_DIR>/cmc.json``.
+        """
+        results, cmcs = OrderedDict(), {}
         n = cfg.DATASETS.VIEWPOINT.NUM_SPLITS
-        if n <= 1:
-            return super().test(cfg, model)
-        runs = []
-        for k in range(n):
-            split_cfg = cfg.clone()
-            split_cfg.defrost()
-            split_cfg.DATASETS.VIEWPOINT.SPLIT_SEED = cfg.DATASETS.VIEWPOINT.SPLIT_SEED + k
-            split_cfg.freeze()
-            logger.info("Query/gallery split %d of %d (seed %d)", k + 1, n, split_cfg.DATASETS.VIEWPOINT.SPLIT_SEED)
-            runs.append(super().test(split_cfg, model))
-        return _mean_results(runs)
+        for dataset_name in cfg.DATASETS.TESTS:
+            runs, curves = [], []
+            for k in range(n):
+                split_cfg = cfg
+                if n > 1:
+                    split_cfg = cfg.clone()
+                    split_cfg.defrost()
+                    split_cfg.DATASETS.VIEWPOINT.SPLIT_SEED = cfg.DATASETS.VIEWPOINT.SPLIT_SEED + k
+                    split_cfg.freeze()
+                    logger.info("%s: query/gallery split %d of %d (seed %d)", dataset_name, k + 1, n,
+                                split_cfg.DATASETS.VIEWPOINT.SPLIT_SEED)
+                data_loader, evaluator = cls.build_evaluator(split_cfg, dataset_name)
+                runs.append(inference_on_dataset(model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED))
+                if comm.is_main_process():
+                    curves.append(evaluator.cmc())
+            if not comm.is_main_process():
+                continue
+            results[dataset_name] = summarise_splits(runs)
+            cmcs[dataset_name] = np.mean(curves, axis=0).tolist()
+            logger.info("Evaluation results for %s in csv format:", dataset_name)
+            print_csv_format(OrderedDict(results[dataset_name], dataset=dataset_name))
+        if comm.is_main_process() and cfg.OUTPUT_DIR and os.path.isdir(cfg.OUTPUT_DIR):
+            with open(os.path.join(cfg.OUTPUT_DIR, "cmc.json"), "w") as f:
+                json.dump(cmcs, f)
+        if len(results) == 1:
+            return next(iter(results.values()))
+        return results
 
     def build_hooks(self):
         self.checkpointer.__class__ = AtomicCheckpointer  # same state, atomic save
@@ -98,12 +136,14 @@ class ViewpointTrainer(DefaultTrainer):
             logger.info("Resumed at epoch %d: the sampler continues after %d images", self.start_epoch, sampler.skip)
 
 
-def _mean_results(runs):
-    """Element-wise mean of (possibly nested) results dicts; non-numbers are taken from the first."""
-    first = runs[0]
-    if isinstance(first, dict):
-        return type(first)((k, _mean_results([r[k] for r in runs])) for k in first)
-    try:
-        return sum(float(r) for r in runs) / len(runs)
-    except (TypeError, ValueError):
-        return first
+def summarise_splits(runs):
+    """One test set's metrics: the run itself, or over several splits the mean and ``<metric>-std``."""
+    if len(runs) == 1:
+        return OrderedDict(runs[0])
+    out = OrderedDict()
+    for key in runs[0]:
+        values = np.array([float(r[key]) for r in runs])
+        out[key] = float(values.mean())
+        if not key.endswith("-queries"):
+            out[f"{key}-std"] = float(values.std(ddof=1))
+    return out

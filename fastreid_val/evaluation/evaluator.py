@@ -16,6 +16,7 @@ from fastreid.utils import comm
 
 from ..compat import build_dist
 from .cross_view import view_metrics
+from .lookalike import lookalike_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +28,15 @@ class ViewpointReidEvaluator(ReidEvaluator):
     the view metrics of :mod:`fastreid_val.evaluation.cross_view` when test images have viewpoints.
 
     ``evaluate_rank`` is FastReID's (compiled when built). The results dict reaches FastReID's log,
-    ``metrics.json`` and TensorBoard like the stock metrics.
+    ``metrics.json`` and TensorBoard like the stock metrics. With ``identity_groups`` (a dataset's
+    look-alike group of each identity) it also reports :func:`lookalike_metrics`. ``dataset_name``
+    names this test set's CMC in ``cmc.json``.
     """
+
+    def __init__(self, cfg, num_query, output_dir=None, identity_groups=None, dataset_name=""):
+        super().__init__(cfg, num_query, output_dir)
+        self.identity_groups = identity_groups
+        self.dataset_name = dataset_name
 
     def process(self, inputs, outputs):
         super().process(inputs, outputs)
@@ -67,6 +75,7 @@ class ViewpointReidEvaluator(ReidEvaluator):
         dist = self.distance(feats[:nq], feats[nq:])
 
         cmc, all_ap, all_inp = evaluate_rank(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:])
+        self._cmc = [float(c) for c in cmc[:50]]
         results = OrderedDict()
         for r in (1, 5, 10):  # a gallery smaller than r has no Rank-r (FastReID truncates the CMC)
             results[f"Rank-{r}"] = cmc[min(r, len(cmc)) - 1] * 100
@@ -77,16 +86,14 @@ class ViewpointReidEvaluator(ReidEvaluator):
             results.update(roc_metrics(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:]))
         if (views >= 0).any() and len(np.unique(views[views >= 0])) > 1:
             results.update(view_metrics(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:], views[:nq], views[nq:]))
+        if self.identity_groups:
+            results.update(lookalike_metrics(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:], self.identity_groups))
         self._results = results
-        self._save_cmc(cmc)
         return copy.deepcopy(results)
 
-    def _save_cmc(self, cmc):
-        """``<OUTPUT_DIR>/cmc.json`` for tools/compare.py's CMC plot."""
-        out = self.cfg.OUTPUT_DIR
-        if out and os.path.isdir(out):
-            with open(os.path.join(out, "cmc.json"), "w") as f:
-                json.dump({"cmc": [float(c) for c in cmc[:50]]}, f)
+    def cmc(self):
+        """The last evaluation's CMC (first 50 ranks), for ``cmc.json``."""
+        return self._cmc
 
 
 def roc_metrics(dist, q_pids, g_pids, q_camids, g_camids):

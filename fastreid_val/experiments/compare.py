@@ -1,7 +1,8 @@
-"""Run configs over seeds (skipping finished runs) and tabulate / plot their results side by side.
+"""Run configs over seeds (reusing finished runs) and tabulate / plot them beside the reference floors.
 
-A run is ``<out>/<config stem>/seed<k>``; finished runs hold ``results.json`` (metrics, training time,
-images/s) and ``cmc.json`` written by the trainer and evaluator.
+A run is ``<out>/<config stem>/seed<k>``; a finished run holds ``results.json`` (metrics of each test
+set, training time, images/s) and ``cmc.json`` written by the trainer. Each run is its own process
+(``python -m fastreid_val.engine.cli``), so runs do not share loggers, RNG state or memory.
 """
 import csv
 import json
@@ -13,80 +14,121 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from ..errors import UserInputError
+from .report import COLUMNS, markdown_table
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRESETS", "run_config", "collect", "summarise", "write_table", "plot"]
+__all__ = ["PRESETS", "FACTS", "RunFailedError", "run_dir", "run_config", "collect", "summarise", "table_rows",
+           "write_tables", "plot", "cached_floors", "compare"]
 
+_S = "configs/SynthVeRi/"
+TABLE3 = [_S + n for n in ("softmax_mnv2.yml", "lp_wo_mb_mnv2.yml", "lp_mnv2.yml", "val_wo_mb_mnv2.yml",
+                           "val_mnv2.yml")]
+TABLE1 = [_S + n for n in ("lp_mnv2.yml", "val_lambda0p1_mnv2.yml", "val_mnv2.yml", "val_lambda10_mnv2.yml")]
+READINGS = [_S + n for n in ("val_mnv2.yml", "val_ordered_pairs_mnv2.yml", "val_mean_mnv2.yml")]
 PRESETS = {
-    # Table 3 of the paper, on SynthVeRi, with the main job's recipe.
-    "synthveri-table3": ["configs/SynthVeRi/baseline_osnet.yml", "configs/SynthVeRi/lp_wo_mb_osnet.yml",
-                         "configs/SynthVeRi/lp_osnet.yml", "configs/SynthVeRi/val_wo_mb_osnet.yml",
-                         "configs/SynthVeRi/val_osnet.yml"],
-    "synthveri-val-vs-baseline": ["configs/SynthVeRi/baseline_osnet.yml", "configs/SynthVeRi/val_osnet.yml"],
+    # Everything `make compare` runs on SynthVeRi: Table 3, Table 1's λ sweep and the readings of Eq. 5.
+    "synthveri": list(dict.fromkeys(TABLE3 + TABLE1 + READINGS)),
+    "synthveri-table3": TABLE3,
+    "synthveri-table1": TABLE1,
+    "synthveri-val-vs-softmax": [_S + "softmax_mnv2.yml", _S + "val_mnv2.yml"],
 }
-METRICS = ("Rank-1", "Rank-5", "Rank-10", "mAP", "mINP", "xview-Rank-1", "xview-mAP", "train_time_s", "images_per_s")
+FACTS = ("train_time_s", "images_per_s")
+
+
+class RunFailedError(UserInputError, RuntimeError):
+    """A training run of the comparison ended with an error (its own message is printed above)."""
 
 
 def run_dir(out_root, config, seed):
     return os.path.join(out_root, os.path.splitext(os.path.basename(config))[0], f"seed{seed}")
 
 
-def run_config(config: str, seed: int, out_root: str, opts: Sequence[str] = ()) -> str:
-    """Train and evaluate one (config, seed) unless ``results.json`` is already there."""
-    out = run_dir(out_root, config, seed)
-    if os.path.exists(os.path.join(out, "results.json")):
+def run_config(config: str, out: str, seed: int, opts: Sequence[str] = (), reuse: bool = True) -> str:
+    """Train and evaluate ``config`` with ``RUN.SEED seed`` into ``out``, unless ``reuse`` and finished there."""
+    if reuse and os.path.exists(os.path.join(out, "results.json")):
         logger.info("%s: finished earlier, reusing", out)
         return out
-    cmd = [sys.executable, os.path.join(os.path.dirname(__file__), "..", "..", "tools", "train_net.py"),
-           "--config-file", config, *opts, "RUN.SEED", str(seed), "OUTPUT_DIR", out]
+    cmd = [sys.executable, "-m", "fastreid_val.engine.cli", "--config-file", config, *opts,
+           "RUN.SEED", str(seed), "OUTPUT_DIR", out]
     logger.info("running %s", " ".join(cmd))
-    subprocess.run(cmd, check=True)
+    if subprocess.run(cmd).returncode != 0:
+        raise RunFailedError(f"training {config} (seed {seed}) failed; its log: {os.path.join(out, 'log.txt')}")
     return out
 
 
 def collect(folder: str) -> Dict:
-    with open(os.path.join(folder, "results.json")) as f:
+    """``results.json`` and ``cmc.json`` of a finished run: ``{"metrics": {test set: {...}}, "cmc": {...}, facts}``."""
+    path = os.path.join(folder, "results.json")
+    with open(path) as f:
         res = json.load(f)
+    if "metrics" not in res:
+        raise RunFailedError(f"{path} was written by an earlier version (no per-test-set metrics): rerun it")
     cmc_file = os.path.join(folder, "cmc.json")
     if os.path.exists(cmc_file):
         with open(cmc_file) as f:
-            res["cmc"] = json.load(f)["cmc"]
+            res["cmc"] = json.load(f)
     return res
 
 
-def summarise(runs: Dict[str, List[Dict]]) -> Dict[str, Dict[str, tuple]]:
-    """{name: {metric: (mean, std, n)}} over seeds (std with ddof=1; 0 for one seed)."""
+def summarise(runs: Dict[str, List[Dict]]) -> Dict[str, Dict[str, Dict[str, tuple]]]:
+    """``{method: {test set: {metric: (mean, sample std, runs)}}}`` over seeds (std 0 for one run)."""
     out = {}
     for name, results in runs.items():
         out[name] = {}
-        for m in METRICS:
-            vals = [r[m] for r in results if m in r]
-            if vals:
-                out[name][m] = (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0, len(vals))
+        for test_set in results[0]["metrics"]:
+            stats = {}
+            keys = list(results[0]["metrics"][test_set]) + list(FACTS)
+            for key in keys:
+                vals = [r["metrics"][test_set].get(key, r.get(key)) for r in results]
+                vals = [v for v in vals if isinstance(v, (int, float))]
+                if vals:
+                    stats[key] = (float(np.mean(vals)), float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+                                  len(vals))
+            out[name][test_set] = stats
     return out
 
 
-def write_table(summary, folder):
+def table_rows(summary, floors=None):
+    """Rows for :func:`~fastreid_val.experiments.report.markdown_table`: methods, then floors
+    (``{test set: {floor: metrics}}``); labels carry the test set when there are several."""
+    sets = list(dict.fromkeys(s for per_set in summary.values() for s in per_set))
+    label = (lambda name, s: f"{name} / {s}") if len(sets) > 1 else (lambda name, s: name)
+    rows = [(label(name, s), stats) for name, per_set in summary.items() for s, stats in per_set.items()]
+    for s, per_floor in (floors or {}).items():
+        rows += [(label(f"floor: {f}", s), metrics) for f, metrics in per_floor.items()]
+    return rows
+
+
+def write_tables(summary, folder, floors=None, columns=COLUMNS):
+    """``results.md`` (mean ± std over seeds, then floors) and ``results.csv``; returns the Markdown."""
     os.makedirs(folder, exist_ok=True)
-    header = ["method", "seeds"] + list(METRICS)
+    rows = table_rows(summary, floors)
+    header = ["method", "seeds", *columns, *FACTS]
     with open(os.path.join(folder, "results.csv"), "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["method", "seeds"] + [f"{m}_{s}" for m in METRICS for s in ("mean", "std")])
-        for name, stats in summary.items():
-            n = max((v[2] for v in stats.values()), default=0)
-            w.writerow([name, n] + [f"{stats[m][i]:.4f}" if m in stats else "" for m in METRICS for i in (0, 1)])
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for name, stats in summary.items():
-        n = max((v[2] for v in stats.values()), default=0)
-        cells = [f"{stats[m][0]:.2f} ± {stats[m][1]:.2f}" if m in stats else "-" for m in METRICS]
-        lines.append(f"| {name} | {n} | " + " | ".join(cells) + " |")
-    table = "\n".join(lines) + "\n"
+        w.writerow(["method", "seeds"] + [f"{m}_{s}" for m in (*columns, *FACTS) for s in ("mean", "std")])
+        for name, stats in rows:
+            n = max((v[2] for v in stats.values() if isinstance(v, tuple)), default=0)
+            cells = []
+            for m in (*columns, *FACTS):
+                v = stats.get(m)
+                cells += ([f"{v[0]:.4f}", f"{v[1]:.4f}"] if isinstance(v, tuple) else
+                          [f"{v:.4f}" if isinstance(v, (int, float)) else "", ""])
+            w.writerow([name, n] + cells)
+    seeds = {label: str(max((v[2] for v in stats.values() if isinstance(v, tuple)), default=0) or "-")
+             for label, stats in rows}
+    table = markdown_table([((label, seeds[label]), stats) for label, stats in rows],
+                           columns=(*columns, *FACTS), first=("method", "seeds"))
     with open(os.path.join(folder, "results.md"), "w") as f:
         f.write(table)
     return table
 
 
-def plot(runs: Dict[str, List[Dict]], summary, folder):
+def plot(runs: Dict[str, List[Dict]], summary, folder, floors=None):
+    """``cmc.png`` (mean CMC of each method on the first test set) and ``map.png`` (mAP and
+    cross-view mAP, mean ± std, with the floors as horizontal lines)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -94,32 +136,76 @@ def plot(runs: Dict[str, List[Dict]], summary, folder):
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for name, results in runs.items():
-        cmcs = [r["cmc"] for r in results if "cmc" in r]
+        cmcs = [next(iter(r["cmc"].values())) for r in results if r.get("cmc")]
         if cmcs:
             k = min(len(c) for c in cmcs)
-            mean = np.mean([c[:k] for c in cmcs], axis=0) * 100
-            ax.plot(np.arange(1, k + 1), mean, label=name)
+            ax.plot(np.arange(1, k + 1), np.mean([c[:k] for c in cmcs], axis=0) * 100, label=name)
     ax.set_xlabel("rank")
     ax.set_ylabel("matching rate (%)")
     ax.set_title("CMC (mean over seeds)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(folder, "cmc.png"), dpi=120)
     plt.close(fig)
 
     names = list(summary)
+    first = {n: next(iter(summary[n].values())) for n in names}
     x = np.arange(len(names))
-    fig, ax = plt.subplots(figsize=(max(5, 1.4 * len(names)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(names)), 4.2))
     for i, (metric, label) in enumerate((("mAP", "mAP"), ("xview-mAP", "cross-view mAP"))):
-        means = [summary[n].get(metric, (np.nan, 0, 0))[0] for n in names]
-        stds = [summary[n].get(metric, (0, 0, 0))[1] for n in names]
+        means = [first[n].get(metric, (np.nan, 0, 0))[0] for n in names]
+        stds = [first[n].get(metric, (0, 0, 0))[1] for n in names]
         ax.bar(x + (i - 0.5) * 0.38, means, 0.38, yerr=stds, capsize=3, label=label)
+    styles = iter(("--", ":", "-."))
+    for floor, metrics in (next(iter(floors.values())) if floors else {}).items():
+        ax.axhline(metrics["mAP"], color="grey", linestyle=next(styles, "--"), linewidth=1,
+                   label=f"floor: {floor} (mAP)")
     ax.set_xticks(x)
-    ax.set_xticklabels(names, rotation=20, ha="right", fontsize=8)
+    ax.set_xticklabels(names, rotation=25, ha="right", fontsize=7)
     ax.set_ylabel("%")
-    ax.legend()
+    ax.legend(fontsize=7)
     ax.set_title("mAP and cross-view mAP (mean ± std over seeds)")
     fig.tight_layout()
     fig.savefig(os.path.join(folder, "map.png"), dpi=120)
     plt.close(fig)
+
+
+def cached_floors(config: str, out: str, opts: Sequence[str] = ()) -> Dict:
+    """``{test set: {floor: metrics}}`` of ``config``'s test sets, kept in ``<out>/floors.json``."""
+    from ..engine.launcher import build_config
+    from ..evaluation.floors import reference_floors
+
+    path = os.path.join(out, "floors.json")
+    key = {"config": config, "opts": list(opts)}
+    if os.path.exists(path):
+        with open(path) as f:
+            cached = json.load(f)
+        if cached.get("key") == key:
+            return cached["floors"]
+    cfg = build_config(config, list(opts))
+    floors = {name: reference_floors(cfg, name) for name in cfg.DATASETS.TESTS}
+    os.makedirs(out, exist_ok=True)
+    with open(path, "w") as f:
+        json.dump({"key": key, "floors": floors}, f, indent=1)
+    return floors
+
+
+def compare(configs: Sequence[str], seeds: int, out: str, opts: Sequence[str] = (), finished: Sequence[str] = (),
+            floors: bool = True):
+    """Run every config for seeds ``0..seeds-1`` (seed-major: an interrupted comparison has every method
+    at the same number of seeds, and a rerun goes on where it stopped), add ``finished`` run folders,
+    then write the tables and plots into ``out``. Returns the Markdown table."""
+    folders = {}
+    for seed in range(seeds):
+        for config in configs:
+            name = os.path.splitext(os.path.basename(config))[0]
+            folders.setdefault(name, []).append(run_config(config, run_dir(out, config, seed), seed, opts))
+    runs = {name: [collect(f) for f in fs] for name, fs in folders.items()}
+    for folder in finished:
+        runs[os.path.basename(os.path.normpath(folder))] = [collect(folder)]
+    reference = cached_floors(configs[0], out, opts) if floors and configs else None
+    summary = summarise(runs)
+    table = write_tables(summary, out, reference)
+    plot(runs, summary, out, reference)
+    return table

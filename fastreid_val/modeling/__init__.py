@@ -2,6 +2,7 @@
 from . import heads as _heads  # noqa: F401  (only registration)
 from . import meta_arch as _meta_arch  # noqa: F401  (only registration)
 from . import mgn as _mgn  # noqa: F401  (only registration)
+from . import pretrained as _pretrained  # noqa: F401  (only registration)
 from .heads import IdentityViewpointHead
 from .losses import partition_loss, reunion_loss
 from .meta_arch import ViewpointBaseline

@@ -87,7 +87,8 @@ def viewpoint_aware_losses(branch_outputs, identities, viewpoints, kw):
     """``loss_partition`` (w_P L_P) and ``loss_reunion`` (λ L_R), averaged over the heads' outputs.
 
     One head for ``ViewpointBaseline``; MGN's eight branch heads for ``ViewpointMGN`` (as MGN
-    averages its per-branch classification losses). Also logs ``viewpoint_accuracy``.
+    averages its per-branch classification losses). Also logs ``viewpoint_accuracy`` and
+    ``subcenter_cosine`` (first head).
     """
     for out in branch_outputs:
         if "cosine" not in out:
@@ -103,7 +104,21 @@ def viewpoint_aware_losses(branch_outputs, identities, viewpoints, kw):
         losses["loss_reunion"] = kw["reunion_weight"] / n * sum(
             reunion_loss(o["unit_centers"], kw["reunion_reduction"], normalized=True) for o in branch_outputs)
     _log_viewpoint_accuracy(branch_outputs[0]["cosine"], identities, viewpoints)
+    _log_subcenter_cosine(branch_outputs[0]["unit_centers"])
     return losses
+
+
+@torch.no_grad()
+def _log_subcenter_cosine(unit_centers):
+    """Mean cosine between the V sub-centers of an identity, over identities (1: merged, as the
+    reunion loss asks; what the partition keeps apart shows as a lower value). Logged whatever λ is."""
+    if unit_centers.shape[1] < 2:
+        return
+    try:
+        storage = get_event_storage()
+    except AssertionError:  # called outside a trainer (no event storage)
+        return
+    storage.put_scalar("subcenter_cosine", -reunion_loss(unit_centers, "mean", normalized=True).item())
 
 
 def _log_viewpoint_accuracy(cosine, identities, viewpoints):

@@ -4,7 +4,7 @@ import os
 from fastreid.data.datasets import DATASET_REGISTRY
 
 from ..veri import VeRiViewpoint
-from .generate import SynthSettings, ensure_synthveri
+from .generate import SynthSettings, ensure_synthveri, read_attributes
 
 __all__ = ["SynthVeRi"]
 
@@ -32,3 +32,7 @@ class SynthVeRi(VeRiViewpoint):
 
     def prepare(self):
         ensure_synthveri(os.path.dirname(self.dataset_dir) or ".", self.settings)
+
+    def identity_groups(self):
+        """Each identity's vehicle model and colour (``attributes.txt``): identities of one group look alike."""
+        return read_attributes(self.dataset_dir)

@@ -1,7 +1,9 @@
 """Writing SynthVeRi in VeRi-776's layout, deterministically and safely under concurrent first use.
 
 Layout: ``image_train/``, ``image_query/``, ``image_test/`` with ``PPPP_cCCC_FFFFFFFF_0.jpg``, and
-``keypoint_train.txt`` / ``keypoint_test.txt`` in VeRi's 42-field annotation format. As in VeRi,
+``keypoint_train.txt`` / ``keypoint_test.txt`` in VeRi's 42-field annotation format, and
+``attributes.txt`` (``PPPP model colour`` per identity: its look-alike group, which the reference
+floors use). As in VeRi,
 each test identity has its query images from one camera, and ``image_test`` holds all its images
 from all cameras (the evaluator ignores same-camera matches).
 """
@@ -19,7 +21,11 @@ from ...errors import InvalidConfigError
 from .render import Camera, render
 from .vehicles import COLOURS, MODELS, sample_vehicle
 
-__all__ = ["SynthSettings", "generate", "ensure_synthveri", "ORIENTATION_FREQUENCIES"]
+__all__ = ["SynthSettings", "generate", "ensure_synthveri", "read_attributes", "ORIENTATION_FREQUENCIES",
+           "FORMAT_VERSION"]
+
+# Written into settings.json; a folder written by another version of the generator is regenerated.
+FORMAT_VERSION = 2
 
 # Orientation frequencies of the real VeRi-776 test annotation sample (1,410 lines):
 # front 152, rear 113, left 9, left-front 387, left-rear 371, right 39, right-front 128, right-rear 211.
@@ -76,10 +82,13 @@ def generate(out_dir: str, settings: SynthSettings) -> None:
     for d in ("image_train", "image_query", "image_test"):
         os.makedirs(os.path.join(out_dir, d), exist_ok=True)
     ann = {"train": [], "test": []}
+    attributes = []
     total = settings.num_train_ids + settings.num_test_ids
     for pid in range(1, total + 1):
         rng = np.random.default_rng([settings.seed, pid])
-        car = sample_vehicle(rng, models[int(rng.integers(len(models)))], colours[int(rng.integers(len(colours)))])
+        model, colour = int(rng.integers(len(models))), int(rng.integers(len(colours)))
+        car = sample_vehicle(rng, models[model], colours[colour])
+        attributes.append(f"{pid:04d} {MODELS[models[model]][0]} {colour}\n")
         cams = rng.choice(settings.num_cameras, size=min(settings.cameras_per_id, settings.num_cameras), replace=False)
         # A camera sees passing vehicles mostly from one orientation.
         cam_orientation = {int(c): int(rng.choice(8, p=ORIENTATION_FREQUENCIES)) for c in cams}
@@ -101,8 +110,32 @@ def generate(out_dir: str, settings: SynthSettings) -> None:
     for split, lines in ann.items():
         with open(os.path.join(out_dir, f"keypoint_{split}.txt"), "w") as f:
             f.writelines(lines)
-    with open(os.path.join(out_dir, "settings.json"), "w") as f:
-        json.dump(asdict(settings), f, indent=1)
+    with open(os.path.join(out_dir, "attributes.txt"), "w") as f:
+        f.writelines(attributes)
+    with open(os.path.join(out_dir, "settings.json"), "w") as f:  # written last: marks a complete folder
+        json.dump(_marker(settings), f, indent=1)
+
+
+def _marker(settings: SynthSettings) -> dict:
+    return {**asdict(settings), "format_version": FORMAT_VERSION}
+
+
+def _is_current(folder: str, settings: SynthSettings) -> bool:
+    try:
+        with open(os.path.join(folder, "settings.json")) as f:
+            return json.load(f) == _marker(settings)
+    except (OSError, ValueError):
+        return False
+
+
+def read_attributes(folder: str) -> dict:
+    """{identity (int): "model/colour"} from ``attributes.txt``: each identity's look-alike group."""
+    groups = {}
+    with open(os.path.join(folder, "attributes.txt")) as f:
+        for line in f:
+            pid, model, colour = line.split()
+            groups[int(pid)] = f"{model}/{colour}"
+    return groups
 
 
 def ensure_synthveri(root: str, settings: SynthSettings = SynthSettings()) -> str:
@@ -113,15 +146,14 @@ def ensure_synthveri(root: str, settings: SynthSettings = SynthSettings()) -> st
     """
     os.makedirs(root, exist_ok=True)
     target = os.path.join(root, settings.folder_name())
-    marker = os.path.join(target, "settings.json")
-    if os.path.exists(marker):
+    if _is_current(target, settings):
         return target
     with open(os.path.join(root, ".synthveri.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if os.path.exists(marker):
+            if _is_current(target, settings):
                 return target
-            if os.path.exists(target):  # an interrupted earlier attempt
+            if os.path.exists(target):  # an interrupted attempt, or written by another generator version
                 shutil.rmtree(target)
             tmp = tempfile.mkdtemp(prefix=".synthveri-tmp-", dir=root)
             try:

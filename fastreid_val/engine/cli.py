@@ -1,0 +1,29 @@
+"""The command line of ``tools/train_net.py``, also run as ``python -m fastreid_val.engine.cli``
+(by ``tools/compare.py`` and ``make demo``, so that they do not depend on a checkout's ``tools/``).
+
+A bad input (config key, dataset, annotation, checkpoint, output folder, non-finite loss) ends with
+one line on stderr and exit status 2.
+"""
+import sys
+
+import fastreid_val  # noqa: F401  (shims and registration)
+from fastreid.engine import default_argument_parser, launch
+
+from ..errors import UserInputError, one_line
+from .launcher import main
+
+__all__ = ["cli"]
+
+
+def cli(argv=None):
+    args = default_argument_parser().parse_args(argv)
+    try:
+        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+               dist_url=args.dist_url, args=(args,))
+    except UserInputError as e:
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    cli()

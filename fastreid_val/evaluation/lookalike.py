@@ -1,0 +1,35 @@
+"""How often a wrong first match is a look-alike: a vehicle of the query's model and colour.
+
+Shape legend: Q queries, G gallery images.
+
+The paper's second challenge is "similar appearance": different vehicles of one model and colour.
+On a dataset that knows each identity's look-alike group (SynthVeRi's ``attributes.txt``), this
+measures it: among the queries whose Rank-1 gallery image (FastReID's protocol: same identity *and*
+camera ignored) is another identity, the share whose Rank-1 image is of the query's group. Random
+features give the chance level, the share of other identities' images that are look-alikes.
+"""
+import numpy as np
+
+__all__ = ["lookalike_metrics"]
+
+
+def lookalike_metrics(dist, q_pids, g_pids, q_camids, g_camids, groups):
+    """{"lookalike-wrong-Rank-1": % of wrong Rank-1 matches in the query's group, "wrong-Rank-1-queries": n}.
+
+    Args:
+        dist: [Q, G] distances. q_pids/g_pids, q_camids/g_camids: [Q]/[G].
+        groups: {identity: group} covering every query and gallery identity.
+    """
+    missing = sorted({int(p) for p in np.concatenate([q_pids, g_pids])} - set(groups))
+    if missing:
+        raise ValueError(f"identities without a look-alike group: {missing[:5]}")
+    dist = np.asarray(dist, dtype=np.float64).copy()
+    dist[(q_pids[:, None] == g_pids[None, :]) & (q_camids[:, None] == g_camids[None, :])] = np.inf
+    first = dist.argmin(axis=1)  # [Q]
+    wrong = g_pids[first] != q_pids
+    q_groups = np.array([groups[int(p)] for p in q_pids])
+    g_groups = np.array([groups[int(p)] for p in g_pids])
+    same_group = g_groups[first] == q_groups
+    n = int(wrong.sum())
+    share = float(same_group[wrong].mean() * 100) if n else float("nan")
+    return {"lookalike-wrong-Rank-1": share, "wrong-Rank-1-queries": n}
