@@ -9,17 +9,9 @@ import tempfile
 import torch
 from fastreid.utils.checkpoint import Checkpointer
 
-from ..errors import UserInputError
+from ..errors import CheckpointMismatchError, CheckpointNotFoundError
 
 __all__ = ["AtomicCheckpointer", "CheckpointMismatchError", "CheckpointNotFoundError", "check_checkpoint_compatible", "read_checkpoint_model"]
-
-
-class CheckpointMismatchError(UserInputError, RuntimeError):
-    """A checkpoint that does not fit the model (another V or number of identities) or cannot be read."""
-
-
-class CheckpointNotFoundError(UserInputError, FileNotFoundError):
-    pass
 
 
 def read_checkpoint_model(path):

@@ -17,16 +17,12 @@ from fastreid.engine import DefaultTrainer, hooks
 
 from ..data.build import ResumableSampler, build_viewpoint_test_loader, build_viewpoint_train_loader
 from ..evaluation import ViewpointReidEvaluator
-from ..errors import UserInputError
+from ..errors import NonFiniteLossError
 from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ViewpointTrainer", "NonFiniteLossError"]
-
-
-class NonFiniteLossError(UserInputError, FloatingPointError):
-    """A loss term became NaN or infinite; training stopped, the last good checkpoint is kept."""
 
 
 class ViewpointTrainer(DefaultTrainer):
