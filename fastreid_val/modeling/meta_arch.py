@@ -7,25 +7,26 @@ from fastreid.config import configurable
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY, Baseline
 from fastreid.utils.events import get_event_storage
 
-from ..errors import InvalidConfigError
-from .losses import assign_viewpoints, partition_loss, reunion_loss
+from .losses import assign_viewpoints
+from .val_loss import ViewpointAwareLoss
 
-__all__ = ["ViewpointAwareMixin", "ViewpointBaseline", "viewpoint_aware_losses", "val_kwargs_from_config"]
+__all__ = ["ViewpointAwareMixin", "ViewpointBaseline"]
 
 
 class ViewpointAwareMixin:
-    """What every VAL meta-architecture adds to its FastReID parent: the ``MODEL.VAL`` settings
-    (``val_kwargs``) and the batch's viewpoints. Put it before the parent class."""
+    """What every VAL meta-architecture adds to its FastReID parent: the loss module ``val_loss``
+    (:class:`ViewpointAwareLoss`, built from ``MODEL.VAL``) and the batch's viewpoints. Put it before
+    the parent class."""
 
     @configurable
-    def __init__(self, *, val_kwargs=None, **kwargs):
+    def __init__(self, *, val_loss=None, **kwargs):
         super().__init__(**kwargs)
-        self.val_kwargs = val_kwargs
+        self.val_loss = val_loss if val_loss is not None else ViewpointAwareLoss()
 
     @classmethod
     def from_config(cls, cfg):
         args = super().from_config(cfg)
-        args["val_kwargs"] = val_kwargs_from_config(cfg)
+        args["val_loss"] = ViewpointAwareLoss(cfg)
         return args
 
     @staticmethod
@@ -41,12 +42,19 @@ class ViewpointAwareMixin:
             return torch.full(targets.shape, -1, dtype=torch.long, device=device)
         return viewpoints.to(device)
 
+    def viewpoint_aware_losses(self, branch_outputs, identities, viewpoints):
+        """``self.val_loss`` on the heads' outputs; also logs ``viewpoint_accuracy`` of the first one."""
+        losses = self.val_loss(branch_outputs, identities, viewpoints)
+        if viewpoints is not None:
+            log_viewpoint_accuracy(branch_outputs[0]["cosine"], identities, viewpoints)
+        return losses
+
 
 @META_ARCH_REGISTRY.register()
 class ViewpointBaseline(ViewpointAwareMixin, Baseline):
     """Adds ``loss_partition`` and ``loss_reunion`` to the losses of FastReID's ``Baseline``.
 
-    Expects a head that returns ``cosine`` [N, C, V] and ``centers`` [C, V, d] in training
+    Expects a head that returns ``cosine`` [N, C, V] and ``unit_centers`` [C, V, d] in training
     (:class:`~fastreid_val.modeling.heads.IdentityViewpointHead`). Reads ``viewpoints`` [N] from the
     batch (-1 = unknown; all unknown when the batch has none). Stock losses (``CrossEntropyLoss``,
     ``TripletLoss``, ``CircleLoss``, ``Cosface``) stay available with identity targets, so VAL can be
@@ -69,45 +77,16 @@ class ViewpointBaseline(ViewpointAwareMixin, Baseline):
 
     def losses(self, outputs, gt_labels, gt_viewpoints=None):
         loss_dict = super().losses(outputs, gt_labels)  # stock losses + identity accuracy
-        loss_dict.update(viewpoint_aware_losses([outputs], gt_labels, gt_viewpoints, self.val_kwargs))
+        loss_dict.update(self.viewpoint_aware_losses([outputs], gt_labels, gt_viewpoints))
         return loss_dict
 
 
-def val_kwargs_from_config(cfg):
-    from ..config import validate_val_config
+def log_viewpoint_accuracy(cosine, identities, viewpoints):
+    """Share of labelled samples whose nearest own-identity sub-center is their viewpoint.
 
-    validate_val_config(cfg)
-    v = cfg.MODEL.VAL
-    return {"scale": v.SCALE, "margin": v.MARGIN, "multi_boundary": v.MULTI_BOUNDARY,
-            "partition_weight": v.PARTITION_WEIGHT, "reunion": v.REUNION, "reunion_weight": v.REUNION_WEIGHT,
-            "reunion_reduction": v.REUNION_REDUCTION}
-
-
-def viewpoint_aware_losses(branch_outputs, identities, viewpoints, kw):
-    """``loss_partition`` (w_P L_P) and ``loss_reunion`` (λ L_R), averaged over the heads' outputs.
-
-    One head for ``ViewpointBaseline``; MGN's eight branch heads for ``ViewpointMGN`` (as MGN
-    averages its per-branch classification losses). Also logs ``viewpoint_accuracy``.
+    Args:
+        cosine: [N, C, V]; identities: [N] int64; viewpoints: [N] int64, -1 = unknown (not counted).
     """
-    for out in branch_outputs:
-        if "cosine" not in out:
-            raise InvalidConfigError("VAL needs a head that returns 'cosine' and 'unit_centers' "
-                                     "(MODEL.HEADS.NAME: IdentityViewpointHead)")
-    if viewpoints is None:
-        viewpoints = torch.full_like(identities, -1)
-    n = len(branch_outputs)
-    losses = {"loss_partition": kw["partition_weight"] / n * sum(
-        partition_loss(o["cosine"], identities, viewpoints, kw["scale"], kw["margin"], kw["multi_boundary"])
-        for o in branch_outputs)}
-    if kw["reunion"] and kw["reunion_weight"] > 0:
-        losses["loss_reunion"] = kw["reunion_weight"] / n * sum(
-            reunion_loss(o["unit_centers"], kw["reunion_reduction"], normalized=True) for o in branch_outputs)
-    _log_viewpoint_accuracy(branch_outputs[0]["cosine"], identities, viewpoints)
-    return losses
-
-
-def _log_viewpoint_accuracy(cosine, identities, viewpoints):
-    """Share of labelled samples whose nearest own-identity sub-center is their viewpoint."""
     labelled = viewpoints >= 0
     if not bool(labelled.any()):
         return

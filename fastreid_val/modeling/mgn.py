@@ -2,7 +2,7 @@
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY
 from fastreid.modeling.meta_arch.mgn import MGN
 
-from .meta_arch import ViewpointAwareMixin, viewpoint_aware_losses
+from .meta_arch import ViewpointAwareMixin
 
 __all__ = ["ViewpointMGN"]
 
@@ -31,5 +31,5 @@ class ViewpointMGN(ViewpointAwareMixin, MGN):
     def losses(self, *branch_outputs_and_labels):
         *branch_outputs, gt_labels = branch_outputs_and_labels
         loss_dict = super().losses(*branch_outputs, gt_labels)
-        loss_dict.update(viewpoint_aware_losses(branch_outputs, gt_labels, self._viewpoints, self.val_kwargs))
+        loss_dict.update(self.viewpoint_aware_losses(branch_outputs, gt_labels, self._viewpoints))
         return loss_dict
