@@ -29,6 +29,17 @@ class ViewpointAwareMixin:
         args["val_loss"] = ViewpointAwareLoss(cfg)
         return args
 
+    def batch_labels(self, batched_inputs):
+        """``targets`` and ``viewpoints`` [N] of a training batch. A PreciseBN batch (negative targets:
+        no labels) gets targets 0, as in upstream's ``forward``, and unknown viewpoints."""
+        assert "targets" in batched_inputs, "Identity annotations are missing in training!"
+        targets = batched_inputs["targets"]
+        unlabelled = bool(targets.sum() < 0)
+        viewpoints = self.batch_viewpoints(batched_inputs, targets.device, unlabelled)
+        if unlabelled:
+            targets.zero_()
+        return targets, viewpoints
+
     @staticmethod
     def batch_viewpoints(batched_inputs, device, unlabelled=None):
         """``viewpoints`` [N] of a training batch on ``device``: -1 (unknown) where the batch has none,
@@ -66,12 +77,7 @@ class ViewpointBaseline(ViewpointAwareMixin, Baseline):
             return super().forward(batched_inputs)
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images)
-        assert "targets" in batched_inputs, "Identity annotations are missing in training!"
-        targets = batched_inputs["targets"]
-        unlabelled = bool(targets.sum() < 0)  # PreciseBN: no labels (as Baseline.forward)
-        viewpoints = self.batch_viewpoints(batched_inputs, targets.device, unlabelled)
-        if unlabelled:
-            targets.zero_()
+        targets, viewpoints = self.batch_labels(batched_inputs)
         outputs = self.heads(features, targets)
         return self.losses(outputs, targets, viewpoints)
 
