@@ -62,6 +62,12 @@ class AtomicCheckpointer(Checkpointer):
     moment therefore leaves ``last_checkpoint`` naming a complete file.
     """
 
+    @classmethod
+    def replacing(cls, checkpointer):
+        """An atomic checkpointer over the same model, folder and checkpointables as ``checkpointer``."""
+        return cls(checkpointer.model, checkpointer.save_dir, save_to_disk=checkpointer.save_to_disk,
+                   **checkpointer.checkpointables)
+
     def save(self, name, **kwargs):
         if not self.save_dir or not self.save_to_disk:
             return
