@@ -16,9 +16,10 @@ class NonFiniteLossCheck(HookBase):
     The loss dict is the model's output, which ``SimpleTrainer.run_step`` keeps to itself
     (fastreid/engine/train_loop.py:241); on a non-finite loss its ``_write_metrics`` raises a
     multi-line ``FloatingPointError`` (train_loop.py:293) before the values reach the event storage,
-    so ``after_step`` never sees them. The hook therefore watches the model's output with a PyTorch forward hook, for the first
-    forward of each training step only (PreciseBN and evaluation run the model too). The check
-    comes before the backward pass and the optimizer step: the weights never see a non-finite loss.
+    so ``after_step`` never sees them. The hook therefore watches the model's output with a PyTorch
+    forward hook, for the first forward of each training step only (PreciseBN and evaluation run the
+    model too). The check comes before the backward pass and the optimizer step: the weights never
+    see a non-finite loss.
     """
 
     def __init__(self):
