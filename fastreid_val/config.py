@@ -29,9 +29,8 @@ def add_val_config(cfg):
     _C.MODEL.VAL.MULTI_BOUNDARY = True
     # Weight of the partition loss L_P in the total loss (Eq. 6 has 1).
     _C.MODEL.VAL.PARTITION_WEIGHT = 1.0
-    # Reunion loss L_R (Eq. 5) on/off; off gives "L_P" / "L_P w/o MB" of Table 3.
-    _C.MODEL.VAL.REUNION = True
-    # λ: weight of the reunion loss (Eq. 6; Table 1 sweeps 0, 0.1, 1, 10).
+    # λ: weight of the reunion loss L_R (Eq. 5, 6; Table 1 sweeps 0, 0.1, 1, 10). 0 turns L_R off:
+    # Table 3's "L_P" and "L_P w/o MB" rows.
     _C.MODEL.VAL.REUNION_WEIGHT = 1.0
     # Reduction of L_R over identities: "sum" (Eq. 5 as written) or "mean".
     _C.MODEL.VAL.REUNION_REDUCTION = "sum"

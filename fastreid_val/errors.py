@@ -4,11 +4,15 @@ Every such error derives from :class:`UserInputError`; the command-line tools pr
 (``error: …``) and exit with status 2. Any other exception is a defect and keeps its traceback.
 Each class also derives from the built-in exception a caller would expect (``ValueError``,
 ``FileNotFoundError``, ...), so ``except ValueError`` keeps working.
+
+This module is the home of every such class; the modules that raise them import them from here (and
+some re-export them, e.g. ``fastreid_val.data.annotations.AnnotationError``).
 """
 import re
 
-__all__ = ["UserInputError", "InvalidConfigError", "MissingFileError", "OutputDirError", "UnreadableImageError",
-           "PretrainedWeightsError", "one_line"]
+__all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileError", "DatasetNotFoundError",
+           "AnnotationError", "UnreadableImageError", "OutputDirError", "CheckpointMismatchError",
+           "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError", "one_line"]
 
 
 class UserInputError(Exception):
@@ -19,16 +23,51 @@ class InvalidConfigError(UserInputError, ValueError):
     """A config value out of range, or a combination of settings that cannot work."""
 
 
+class ConfigError(UserInputError, KeyError):
+    """An unknown or malformed config key; the message names it and where it came from."""
+
+    def __str__(self):
+        return self.args[0]  # KeyError would print the message quoted
+
+
+# Inputs: files, datasets, annotations, images.
+
 class MissingFileError(UserInputError, FileNotFoundError):
     """An input file or folder named by the user does not exist."""
 
+
+class DatasetNotFoundError(UserInputError, FileNotFoundError):
+    """A dataset folder or file is missing; the message says where and what layout is expected."""
+
+
+class AnnotationError(UserInputError, ValueError):
+    """A malformed or contradictory annotation; the message names file and line."""
+
+
+class UnreadableImageError(UserInputError, OSError):
+    """An image listed by a dataset cannot be decoded."""
+
+
+# Outputs and training state: folders, checkpoints, the run itself.
 
 class OutputDirError(UserInputError, OSError):
     """An output folder or file cannot be created or written."""
 
 
-class UnreadableImageError(UserInputError, OSError):
-    """An image listed by a dataset cannot be decoded."""
+class CheckpointMismatchError(UserInputError, RuntimeError):
+    """A checkpoint that does not fit the model (another V or number of identities) or cannot be read."""
+
+
+class CheckpointNotFoundError(UserInputError, FileNotFoundError):
+    """A checkpoint named by the user (``MODEL.WEIGHTS``, ``--resume``) does not exist."""
+
+
+class NonFiniteLossError(UserInputError, FloatingPointError):
+    """A loss term became NaN or infinite; training stopped, the last good checkpoint is kept."""
+
+
+class LowAccuracyError(UserInputError, RuntimeError):
+    """The labeller's held-out accuracy is under the threshold (labels not written)."""
 
 
 class PretrainedWeightsError(UserInputError, ValueError):

@@ -19,18 +19,13 @@ from fastreid.data.data_utils import read_image
 from fastreid.modeling.backbones import build_backbone
 from PIL import Image
 
-from .data.annotations import AnnotationError
-from .engine.checkpoint import CheckpointMismatchError
-from .errors import InvalidConfigError, MissingFileError, OutputDirError, UnreadableImageError, UserInputError
+from .errors import (AnnotationError, CheckpointMismatchError, InvalidConfigError, LowAccuracyError, MissingFileError,
+                     OutputDirError, UnreadableImageError)
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["BACKBONES", "LabellerSettings", "read_labelled_csv", "read_image_list", "train_labeller", "label_images",
            "write_labels", "LowAccuracyError"]
-
-
-class LowAccuracyError(UserInputError, RuntimeError):
-    """The labeller's held-out accuracy is under the threshold (labels not written)."""
 
 
 BACKBONES = ("mobilenetv2-imagenet", "resnet")

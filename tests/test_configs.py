@@ -58,7 +58,7 @@ def test_val_settings_and_batch_viewpoints(arch):
     assert issubclass(cls, ViewpointAwareMixin)
     cfg = build_config(os.path.join(ROOT, "configs/Base-VAL.yml"), ["MODEL.VAL.REUNION_WEIGHT", "0.1",
                                                                    "MODEL.BACKBONE.PRETRAIN", "False"])
-    assert cls.from_config(cfg)["val_kwargs"]["reunion_weight"] == 0.1
+    assert cls.from_config(cfg)["val_loss"].reunion_weight == 0.1
     batch = {"targets": torch.tensor([3, 4]), "viewpoints": torch.tensor([1, 0])}
     assert cls.batch_viewpoints(batch, "cpu").tolist() == [1, 0]
     assert cls.batch_viewpoints({"targets": torch.tensor([3, 4])}, "cpu").tolist() == [-1, -1]

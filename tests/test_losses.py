@@ -1,5 +1,6 @@
 """VAL's losses against naive float64 loops over the equations, plus their documented properties."""
 import math
+import os
 
 import pytest
 import torch
@@ -7,6 +8,8 @@ import torch.nn.functional as F
 from fastreid.layers.any_softmax import CircleSoftmax
 
 from fastreid_val.modeling.losses import multi_boundary_logits, partition_loss, reunion_loss
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
 
 
 def naive_partition(cosine, ids, views, scale, m, mb):
@@ -196,3 +199,43 @@ def test_reunion_on_normalized_centers_is_the_same():
     centers = torch.randn(4, 3, 5, dtype=torch.float64)
     unit = F.normalize(centers, dim=-1)
     assert reunion_loss(unit, normalized=True).item() == pytest.approx(reunion_loss(centers).item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("opts", [[], ["MODEL.VAL.MULTI_BOUNDARY", "False", "MODEL.VAL.PARTITION_WEIGHT", "2.0",
+                                       "MODEL.VAL.REUNION_WEIGHT", "0.1", "MODEL.VAL.REUNION_REDUCTION", "mean"]])
+def test_loss_module_built_from_config_is_the_pure_functions(opts):
+    from fastreid_val.engine import build_config
+    from fastreid_val.modeling import ViewpointAwareLoss
+
+    cfg = build_config(os.path.join(ROOT, "configs/Base-VAL.yml"),
+                       ["MODEL.BACKBONE.PRETRAIN", "False", "MODEL.VAL.SCALE", "16.0", "MODEL.VAL.MARGIN", "0.25", *opts])
+    v = cfg.MODEL.VAL
+    loss = ViewpointAwareLoss(cfg)
+    cosine, ids, views = random_batch(c=4, v=2)
+    views[0] = -1
+    g = torch.Generator().manual_seed(1)
+    # two heads (MGN has eight): each term is averaged over them
+    branches = [{"cosine": c, "unit_centers": F.normalize(torch.randn(4, 2, 5, generator=g, dtype=c.dtype), dim=-1)}
+                for c in (cosine, cosine.flip(2))]
+    got = loss(branches, ids, views)
+    want_p = v.PARTITION_WEIGHT / 2 * sum(partition_loss(b["cosine"], ids, views, v.SCALE, v.MARGIN, v.MULTI_BOUNDARY)
+                                          for b in branches)
+    want_r = v.REUNION_WEIGHT / 2 * sum(reunion_loss(b["unit_centers"], v.REUNION_REDUCTION) for b in branches)
+    assert set(got) == {"loss_partition", "loss_reunion"}
+    assert got["loss_partition"].item() == pytest.approx(want_p.item(), abs=1e-12)
+    assert got["loss_reunion"].item() == pytest.approx(want_r.item(), abs=1e-12)
+    unknown = loss(branches, ids, None)["loss_partition"]  # no viewpoints: every one unknown
+    assert unknown.item() == pytest.approx(loss(branches, ids, torch.full_like(ids, -1))["loss_partition"].item())
+
+
+def test_lambda_zero_turns_the_reunion_term_off():
+    from fastreid_val.engine import build_config
+    from fastreid_val.modeling import ViewpointAwareLoss
+
+    cosine, ids, views = random_batch()
+    branch = {"cosine": cosine, "unit_centers": F.normalize(torch.randn(4, 2, 5, dtype=torch.float64), dim=-1)}
+    for name in ("SynthVeRi/lp_mnv2.yml", "SynthVeRi/lp_wo_mb_mnv2.yml", "VeRi/lp_r50.yml", "VeRi/lp_wo_mb_r50.yml",
+                 "VeRi/val_r50_lambda0.yml"):
+        loss = ViewpointAwareLoss(build_config(os.path.join(ROOT, "configs", name), ["MODEL.BACKBONE.PRETRAIN", "False"]))
+        assert loss.reunion_weight == 0 and set(loss([branch], ids, views)) == {"loss_partition"}, name
+    assert set(ViewpointAwareLoss()([branch], ids, views)) == {"loss_partition", "loss_reunion"}  # paper: λ = 1

@@ -7,17 +7,12 @@ import os
 from dataclasses import dataclass
 from typing import Dict
 
-from ..errors import UserInputError
-
+from ..errors import AnnotationError
 from .viewpoints import FRONT_KEYPOINTS, REAR_KEYPOINTS
 
 __all__ = ["OrientationLabel", "AnnotationError", "read_keypoint_file"]
 
 NUM_FIELDS = 42
-
-
-class AnnotationError(UserInputError, ValueError):
-    """A malformed or contradictory annotation; the message names file and line."""
 
 
 @dataclass(frozen=True)

@@ -10,16 +10,11 @@ from typing import List, Optional
 
 from fastreid.data.datasets.bases import ImageDataset
 
-from ..errors import UserInputError
-from .annotations import AnnotationError
+from ..errors import AnnotationError, DatasetNotFoundError
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ViewpointDataset", "DatasetNotFoundError"]
-
-
-class DatasetNotFoundError(UserInputError, FileNotFoundError):
-    """A dataset folder or file is missing; the message says where and what layout is expected."""
 
 
 class ViewpointDataset(ImageDataset):

@@ -9,17 +9,9 @@ import tempfile
 import torch
 from fastreid.utils.checkpoint import Checkpointer
 
-from ..errors import UserInputError
+from ..errors import CheckpointMismatchError, CheckpointNotFoundError
 
 __all__ = ["AtomicCheckpointer", "CheckpointMismatchError", "CheckpointNotFoundError", "check_checkpoint_compatible", "read_checkpoint_model"]
-
-
-class CheckpointMismatchError(UserInputError, RuntimeError):
-    """A checkpoint that does not fit the model (another V or number of identities) or cannot be read."""
-
-
-class CheckpointNotFoundError(UserInputError, FileNotFoundError):
-    pass
 
 
 def read_checkpoint_model(path):
@@ -69,6 +61,12 @@ class AtomicCheckpointer(Checkpointer):
     into place; only then is ``last_checkpoint`` rewritten (the same way). A run killed at any
     moment therefore leaves ``last_checkpoint`` naming a complete file.
     """
+
+    @classmethod
+    def replacing(cls, checkpointer):
+        """An atomic checkpointer over the same model, folder and checkpointables as ``checkpointer``."""
+        return cls(checkpointer.model, checkpointer.save_dir, save_to_disk=checkpointer.save_to_disk,
+                   **checkpointer.checkpointables)
 
     def save(self, name, **kwargs):
         if not self.save_dir or not self.save_to_disk:

@@ -13,7 +13,7 @@ from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import seed_all_rng
 
 from ..config import add_val_config, resolve_device, resolve_pretrain, validate_val_config
-from ..errors import MissingFileError, OutputDirError, UserInputError
+from ..errors import ConfigError, MissingFileError, OutputDirError, UserInputError
 from .checkpoint import check_checkpoint_compatible, read_checkpoint_model
 from .trainer import ViewpointTrainer
 
@@ -35,13 +35,6 @@ def check_output_dir(path):
     except OSError as e:
         raise OutputDirError(f"OUTPUT_DIR {path} is not writable ({e.strerror or e}); "
                              "choose another folder with OUTPUT_DIR /path") from None
-
-
-class ConfigError(UserInputError, KeyError):
-    """An unknown or malformed config key; the message names it and where it came from."""
-
-    def __str__(self):
-        return self.args[0]
 
 
 def build_config(config_file="", opts=()):

@@ -5,13 +5,13 @@ What it changes, and nothing else (the loop, hooks, scheduler and writers are Fa
 * checkpoints are written atomically (:class:`AtomicCheckpointer`) and checked before loading;
 * a resumed run continues the identity sampler's stream where the checkpoint left it, so with
   deterministic settings an interrupted-and-resumed run equals an uninterrupted one;
-* a non-finite loss stops training with the iteration and the loss term named;
+* a non-finite loss stops training with the iteration and the loss term named (:class:`NonFiniteLossCheck`);
 * the console/JSON/TensorBoard write period is ``RUN.LOG_PERIOD``;
-* ``RUN.CHANNELS_LAST`` puts the model in channels-last memory format.
+* ``RUN.CHANNELS_LAST`` puts the model in channels-last memory format;
+* every test set's metrics are kept, with the spread over VehicleID's query/gallery splits.
 """
 import json
 import logging
-import math
 import os
 from collections import OrderedDict
 
@@ -23,35 +23,16 @@ from fastreid.utils import comm
 
 from ..data.build import ResumableSampler, build_viewpoint_test_loader, build_viewpoint_train_loader
 from ..evaluation import ViewpointReidEvaluator
-from ..errors import UserInputError
+from ..errors import NonFiniteLossError  # re-exported: raised by NonFiniteLossCheck
 from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible
+from .hooks import NonFiniteLossCheck
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["ViewpointTrainer", "NonFiniteLossError"]
 
 
-class NonFiniteLossError(UserInputError, FloatingPointError):
-    """A loss term became NaN or infinite; training stopped, the last good checkpoint is kept."""
-
-
 class ViewpointTrainer(DefaultTrainer):
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        write_metrics = self._trainer._write_metrics
-
-        def checked_write_metrics(loss_dict, data_time):
-            # One device sync per step for all terms; the names are looked up only when one is bad.
-            if not bool(torch.isfinite(torch.stack([v.detach().float() for v in loss_dict.values()])).all()):
-                bad = {k: v.item() for k, v in loss_dict.items() if not math.isfinite(v.item())}
-                raise NonFiniteLossError(
-                    f"loss term {', '.join(f'{k}={v}' for k, v in bad.items())} at iteration {self.iter} "
-                    f"(epoch {self.epoch}); training stopped. The last good checkpoint is kept: "
-                    f"{self.checkpointer.get_checkpoint_file() or 'none saved yet'}")
-            return write_metrics(loss_dict, data_time)
-
-        self._trainer._write_metrics = checked_write_metrics
-
     @classmethod
     def build_model(cls, cfg):
         model = super().build_model(cfg)
@@ -116,12 +97,24 @@ class ViewpointTrainer(DefaultTrainer):
         return results
 
     def build_hooks(self):
-        self.checkpointer.__class__ = AtomicCheckpointer  # same state, atomic save
-        ret = super().build_hooks()
-        for hook in ret:
-            if isinstance(hook, hooks.PeriodicWriter):
-                hook._period = self.cfg.RUN.LOG_PERIOD
-        return ret
+        """FastReID's hooks, saving with an :class:`AtomicCheckpointer`, writing events every
+        ``RUN.LOG_PERIOD`` iterations, and with a :class:`NonFiniteLossCheck` first.
+
+        ``DefaultTrainer.__init__`` creates ``self.checkpointer`` (fastreid/engine/defaults.py:223) right
+        before it calls this method: the atomic checkpointer takes its place here, over the same model,
+        folder and checkpointables, so that upstream's ``PeriodicCheckpointer`` and ``resume_or_load``
+        use it. Upstream's ``PeriodicWriter`` has a fixed period of 200 (defaults.py:313); it is rebuilt
+        with ``RUN.LOG_PERIOD`` around the writers :meth:`build_writers` made for it.
+        """
+        self.checkpointer = AtomicCheckpointer.replacing(self.checkpointer)
+        ret = [NonFiniteLossCheck(), *super().build_hooks()]
+        return [hooks.PeriodicWriter(self._writers, self.cfg.RUN.LOG_PERIOD) if isinstance(h, hooks.PeriodicWriter)
+                else h for h in ret]
+
+    def build_writers(self):
+        """FastReID's writers, kept for :meth:`build_hooks`."""
+        self._writers = super().build_writers()
+        return self._writers
 
     def resume_or_load(self, resume=True):
         path = self.checkpointer.get_checkpoint_file() if resume and self.checkpointer.has_checkpoint() \

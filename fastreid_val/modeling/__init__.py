@@ -7,5 +7,7 @@ from .heads import IdentityViewpointHead
 from .losses import partition_loss, reunion_loss
 from .meta_arch import ViewpointBaseline
 from .mgn import ViewpointMGN
+from .val_loss import ViewpointAwareLoss
 
-__all__ = ["IdentityViewpointHead", "ViewpointBaseline", "ViewpointMGN", "partition_loss", "reunion_loss"]
+__all__ = ["IdentityViewpointHead", "ViewpointAwareLoss", "ViewpointBaseline", "ViewpointMGN", "partition_loss",
+           "reunion_loss"]

@@ -16,13 +16,15 @@ class IdentityViewpointHead(EmbeddingHead):
     """FastReID's ``EmbeddingHead`` whose classifier has C x V identity-viewpoint classes.
 
     Pooling, embedding and BNNeck are the stock head's (same ``MODEL.HEADS`` keys), so at evaluation
-    it returns exactly the embedding the stock head would: inference cost is unchanged. The weight
-    ``M`` has shape [C*V, d], row ``j*V + k`` being the center ``M_{j,k}`` of class (j, k).
+    it returns exactly the embedding the stock head would: inference cost is unchanged.
+    ``MODEL.HEADS.NUM_CLASSES`` is C, the number of identities (FastReID sets it from the training
+    set); the classifier weight ``M`` has C x V rows, shape [C*V, d], row ``j*V + k`` being the
+    sub-center ``M_{j,k}`` of class (j, k).
 
     Training outputs:
         ``cosine``            [N, C, V] ``s_{j,k} = cos(x_i, M_{j,k})`` (Eq. 4), for the partition loss.
-        ``centers``           [C, V, d] the raw sub-centers ``M``.
-        ``unit_centers``      [C, V, d] the same, L2-normalised (computed once for both losses).
+        ``unit_centers``      [C, V, d] the sub-centers ``M``, L2-normalised (as in ``cosine``), for
+                              the reunion loss.
         ``cls_outputs``       [N, C] identity logits γ·max_k s_{j,k} (sub-centers pooled over V), so
                               FastReID's identity losses (CrossEntropyLoss) still apply.
         ``pred_class_logits`` [N, C] the same, for FastReID's identity-accuracy logging.
@@ -30,16 +32,25 @@ class IdentityViewpointHead(EmbeddingHead):
     """
 
     @configurable
-    def __init__(self, *, num_classes, num_viewpoints, scale, **kwargs):
-        self.num_identities = num_classes
+    def __init__(self, *, num_identities, num_viewpoints, scale, **kwargs):
+        """
+        Args:
+            num_identities: C (``MODEL.HEADS.NUM_CLASSES``).
+            num_viewpoints: V (``MODEL.VAL.NUM_VIEWPOINTS``).
+            scale: γ (``MODEL.VAL.SCALE``) of the identity logits.
+            kwargs: the stock head's arguments (pooling, neck, embedding); its classifier layer only
+                supplies the scale (``cls_layer.s``): VAL's margin is in the loss.
+        """
+        self.num_identities = num_identities
         self.num_viewpoints = num_viewpoints
-        # The stock head allocates ``weight`` as [num_classes, d]; here num_classes = C*V.
         kwargs.update(cls_type="Linear", margin=0.0)
-        super().__init__(num_classes=num_classes * num_viewpoints, scale=scale, **kwargs)
+        # The stock head allocates ``weight`` as [num_classes, d]: one row per identity-viewpoint class.
+        super().__init__(num_classes=num_identities * num_viewpoints, scale=scale, **kwargs)
 
     @classmethod
     def from_config(cls, cfg):
         args = super().from_config(cfg)
+        args["num_identities"] = args.pop("num_classes")  # MODEL.HEADS.NUM_CLASSES counts identities: C
         args["num_viewpoints"] = cfg.MODEL.VAL.NUM_VIEWPOINTS
         args["scale"] = cfg.MODEL.VAL.SCALE
         return args
@@ -63,7 +74,6 @@ class IdentityViewpointHead(EmbeddingHead):
             raise InvalidConfigError(f"MODEL.HEADS.NECK_FEAT must be 'before' or 'after', got {self.neck_feat!r}")
         return {
             "cosine": cosine,
-            "centers": self.weight.view(c, v, -1),
             "unit_centers": unit_centers.view(c, v, -1),
             "cls_outputs": identity_logits,
             "pred_class_logits": identity_logits.detach(),

@@ -6,7 +6,8 @@ Shape legend:
     V  viewpoints per identity (viewpoint subclasses); C x V identity-viewpoint classes
     d  feature dimension
 
-``L_VA = L_P + λ L_R`` (Eq. 6) is assembled by :class:`fastreid_val.modeling.meta_arch.ViewpointBaseline`.
+``L_VA = L_P + λ L_R`` (Eq. 6) is assembled by :class:`fastreid_val.modeling.val_loss.ViewpointAwareLoss`,
+which holds γ, m, λ and the other ``MODEL.VAL`` settings.
 """
 import torch
 import torch.nn.functional as F

@@ -7,26 +7,38 @@ from fastreid.config import configurable
 from fastreid.modeling.meta_arch import META_ARCH_REGISTRY, Baseline
 from fastreid.utils.events import get_event_storage
 
-from ..errors import InvalidConfigError
-from .losses import assign_viewpoints, partition_loss, reunion_loss
+from .losses import assign_viewpoints, reunion_loss
+from .val_loss import ViewpointAwareLoss
 
-__all__ = ["ViewpointAwareMixin", "ViewpointBaseline", "viewpoint_aware_losses", "val_kwargs_from_config"]
+__all__ = ["ViewpointAwareMixin", "ViewpointBaseline"]
 
 
 class ViewpointAwareMixin:
-    """What every VAL meta-architecture adds to its FastReID parent: the ``MODEL.VAL`` settings
-    (``val_kwargs``) and the batch's viewpoints. Put it before the parent class."""
+    """What every VAL meta-architecture adds to its FastReID parent: the loss module ``val_loss``
+    (:class:`ViewpointAwareLoss`, built from ``MODEL.VAL``) and the batch's viewpoints. Put it before
+    the parent class."""
 
     @configurable
-    def __init__(self, *, val_kwargs=None, **kwargs):
+    def __init__(self, *, val_loss=None, **kwargs):
         super().__init__(**kwargs)
-        self.val_kwargs = val_kwargs
+        self.val_loss = val_loss if val_loss is not None else ViewpointAwareLoss()
 
     @classmethod
     def from_config(cls, cfg):
         args = super().from_config(cfg)
-        args["val_kwargs"] = val_kwargs_from_config(cfg)
+        args["val_loss"] = ViewpointAwareLoss(cfg)
         return args
+
+    def batch_labels(self, batched_inputs):
+        """``targets`` and ``viewpoints`` [N] of a training batch. A PreciseBN batch (negative targets:
+        no labels) gets targets 0, as in upstream's ``forward``, and unknown viewpoints."""
+        assert "targets" in batched_inputs, "Identity annotations are missing in training!"
+        targets = batched_inputs["targets"]
+        unlabelled = bool(targets.sum() < 0)
+        viewpoints = self.batch_viewpoints(batched_inputs, targets.device, unlabelled)
+        if unlabelled:
+            targets.zero_()
+        return targets, viewpoints
 
     @staticmethod
     def batch_viewpoints(batched_inputs, device, unlabelled=None):
@@ -41,12 +53,21 @@ class ViewpointAwareMixin:
             return torch.full(targets.shape, -1, dtype=torch.long, device=device)
         return viewpoints.to(device)
 
+    def viewpoint_aware_losses(self, branch_outputs, identities, viewpoints):
+        """``self.val_loss`` on the heads' outputs; also logs ``viewpoint_accuracy`` and
+        ``subcenter_cosine`` of the first one."""
+        losses = self.val_loss(branch_outputs, identities, viewpoints)
+        if viewpoints is not None:
+            log_viewpoint_accuracy(branch_outputs[0]["cosine"], identities, viewpoints)
+        log_subcenter_cosine(branch_outputs[0]["unit_centers"])
+        return losses
+
 
 @META_ARCH_REGISTRY.register()
 class ViewpointBaseline(ViewpointAwareMixin, Baseline):
     """Adds ``loss_partition`` and ``loss_reunion`` to the losses of FastReID's ``Baseline``.
 
-    Expects a head that returns ``cosine`` [N, C, V] and ``centers`` [C, V, d] in training
+    Expects a head that returns ``cosine`` [N, C, V] and ``unit_centers`` [C, V, d] in training
     (:class:`~fastreid_val.modeling.heads.IdentityViewpointHead`). Reads ``viewpoints`` [N] from the
     batch (-1 = unknown; all unknown when the batch has none). Stock losses (``CrossEntropyLoss``,
     ``TripletLoss``, ``CircleLoss``, ``Cosface``) stay available with identity targets, so VAL can be
@@ -58,71 +79,22 @@ class ViewpointBaseline(ViewpointAwareMixin, Baseline):
             return super().forward(batched_inputs)
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images)
-        assert "targets" in batched_inputs, "Identity annotations are missing in training!"
-        targets = batched_inputs["targets"]
-        unlabelled = bool(targets.sum() < 0)  # PreciseBN: no labels (as Baseline.forward)
-        viewpoints = self.batch_viewpoints(batched_inputs, targets.device, unlabelled)
-        if unlabelled:
-            targets.zero_()
+        targets, viewpoints = self.batch_labels(batched_inputs)
         outputs = self.heads(features, targets)
         return self.losses(outputs, targets, viewpoints)
 
     def losses(self, outputs, gt_labels, gt_viewpoints=None):
         loss_dict = super().losses(outputs, gt_labels)  # stock losses + identity accuracy
-        loss_dict.update(viewpoint_aware_losses([outputs], gt_labels, gt_viewpoints, self.val_kwargs))
+        loss_dict.update(self.viewpoint_aware_losses([outputs], gt_labels, gt_viewpoints))
         return loss_dict
 
 
-def val_kwargs_from_config(cfg):
-    from ..config import validate_val_config
+def log_viewpoint_accuracy(cosine, identities, viewpoints):
+    """Share of labelled samples whose nearest own-identity sub-center is their viewpoint.
 
-    validate_val_config(cfg)
-    v = cfg.MODEL.VAL
-    return {"scale": v.SCALE, "margin": v.MARGIN, "multi_boundary": v.MULTI_BOUNDARY,
-            "partition_weight": v.PARTITION_WEIGHT, "reunion": v.REUNION, "reunion_weight": v.REUNION_WEIGHT,
-            "reunion_reduction": v.REUNION_REDUCTION}
-
-
-def viewpoint_aware_losses(branch_outputs, identities, viewpoints, kw):
-    """``loss_partition`` (w_P L_P) and ``loss_reunion`` (λ L_R), averaged over the heads' outputs.
-
-    One head for ``ViewpointBaseline``; MGN's eight branch heads for ``ViewpointMGN`` (as MGN
-    averages its per-branch classification losses). Also logs ``viewpoint_accuracy`` and
-    ``subcenter_cosine`` (first head).
+    Args:
+        cosine: [N, C, V]; identities: [N] int64; viewpoints: [N] int64, -1 = unknown (not counted).
     """
-    for out in branch_outputs:
-        if "cosine" not in out:
-            raise InvalidConfigError("VAL needs a head that returns 'cosine' and 'unit_centers' "
-                                     "(MODEL.HEADS.NAME: IdentityViewpointHead)")
-    if viewpoints is None:
-        viewpoints = torch.full_like(identities, -1)
-    n = len(branch_outputs)
-    losses = {"loss_partition": kw["partition_weight"] / n * sum(
-        partition_loss(o["cosine"], identities, viewpoints, kw["scale"], kw["margin"], kw["multi_boundary"])
-        for o in branch_outputs)}
-    if kw["reunion"] and kw["reunion_weight"] > 0:
-        losses["loss_reunion"] = kw["reunion_weight"] / n * sum(
-            reunion_loss(o["unit_centers"], kw["reunion_reduction"], normalized=True) for o in branch_outputs)
-    _log_viewpoint_accuracy(branch_outputs[0]["cosine"], identities, viewpoints)
-    _log_subcenter_cosine(branch_outputs[0]["unit_centers"])
-    return losses
-
-
-@torch.no_grad()
-def _log_subcenter_cosine(unit_centers):
-    """Mean cosine between the V sub-centers of an identity, over identities (1: merged, as the
-    reunion loss asks; what the partition keeps apart shows as a lower value). Logged whatever λ is."""
-    if unit_centers.shape[1] < 2:
-        return
-    try:
-        storage = get_event_storage()
-    except AssertionError:  # called outside a trainer (no event storage)
-        return
-    storage.put_scalar("subcenter_cosine", -reunion_loss(unit_centers, "mean", normalized=True).item())
-
-
-def _log_viewpoint_accuracy(cosine, identities, viewpoints):
-    """Share of labelled samples whose nearest own-identity sub-center is their viewpoint."""
     labelled = viewpoints >= 0
     if not bool(labelled.any()):
         return
@@ -132,3 +104,20 @@ def _log_viewpoint_accuracy(cosine, identities, viewpoints):
         get_event_storage().put_scalar("viewpoint_accuracy", acc.item())
     except AssertionError:  # called outside a trainer (no event storage)
         pass
+
+
+@torch.no_grad()
+def log_subcenter_cosine(unit_centers):
+    """Mean cosine between the V sub-centers of an identity, over identities: 1 when merged (what the
+    reunion loss asks), lower as the partition keeps them apart. Logged whatever λ is.
+
+    Args:
+        unit_centers: [C, V, d] L2-normalised sub-centers.
+    """
+    if unit_centers.shape[1] < 2:
+        return
+    try:
+        storage = get_event_storage()
+    except AssertionError:  # called outside a trainer (no event storage)
+        return
+    storage.put_scalar("subcenter_cosine", -reunion_loss(unit_centers, "mean", normalized=True).item())
