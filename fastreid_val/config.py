@@ -1,4 +1,5 @@
-"""Configuration of the Viewpoint-Aware Loss: one node, ``MODEL.VAL``, plus device resolution.
+"""Configuration of the Viewpoint-Aware Loss: ``add_val_config``, and the checks and resolutions of
+the stock keys it relies on (device, ImageNet weights, head).
 
 Symbols are those of the paper (Chen et al., "Partition and Reunion", ICIP): γ scale, m margin,
 λ reunion weight, V viewpoints per identity. Defaults are the paper's.
@@ -9,13 +10,17 @@ import os
 import torch
 from fastreid.config import CfgNode as CN
 
+from .data.build import add_viewpoint_data_config
+from .data.synthveri.generate import add_synthveri_config
+from .data.vehicleid import add_split_config
 from .errors import InvalidConfigError, MissingFileError
 
 logger = logging.getLogger(__name__)
 
 
 def add_val_config(cfg):
-    """Add the ``MODEL.VAL`` and ``DATASETS.VIEWPOINT`` nodes to a FastReID config (in place)."""
+    """Add every node of fastreid-val to a FastReID config (in place): ``MODEL.VAL`` here, and the
+    nodes of the code that reads them (viewpoint data, query/gallery splits, SynthVeRi, run)."""
     _C = cfg
 
     _C.MODEL.VAL = CN()
@@ -35,47 +40,14 @@ def add_val_config(cfg):
     # Reduction of L_R over identities: "sum" (Eq. 5 as written) or "mean".
     _C.MODEL.VAL.REUNION_REDUCTION = "sum"
 
-    _C.DATASETS.VIEWPOINT = CN()
-    # Missing annotation file: "error" stops with the file name; "unknown" trains with viewpoint -1
-    # for every image (each is assigned to its nearest sub-center, see losses.partition_loss).
-    _C.DATASETS.VIEWPOINT.MISSING_ANNOTATION = "error"
-    # Random flip (INPUT.FLIP) flips the viewpoint label with the image (needed when V tells left
-    # from right, e.g. V=8); when False such a combination is refused.
-    _C.DATASETS.VIEWPOINT.FLIP_LABELS = True
-    # Seed of the random query/gallery split of VehicleID (upstream's split is unseeded).
-    _C.DATASETS.VIEWPOINT.SPLIT_SEED = 0
-    # VehicleID protocol: number of random query/gallery splits whose metrics are averaged (paper: 10).
-    _C.DATASETS.VIEWPOINT.NUM_SPLITS = 1
+    add_viewpoint_data_config(cfg)
+    add_split_config(cfg)
+    add_synthveri_config(cfg)
+    # The engine imports this module (launcher.build_config), so its node is imported when needed.
+    from .engine.run_settings import add_run_config
 
-    _C.RUN = CN()
-    # Seed of torch, NumPy and Python RNGs (model init, identity sampler, augmentation);
-    # -1 keeps FastReID's behaviour (a fresh random seed per run).
-    _C.RUN.SEED = -1
-    # Iterations between writes of losses, ETA and metrics to console, metrics.json and TensorBoard
-    # (FastReID's DefaultTrainer hard-codes 200, too rare for short CPU runs).
-    _C.RUN.LOG_PERIOD = 20
-    # Keep the model's 4-D weights (and so its activations) in channels-last memory format. Same
-    # results; on a CPU, depthwise convolutions (MobileNetV2) run about 1.6x faster this way.
-    _C.RUN.CHANNELS_LAST = False
-
-    _C.DATASETS.SYNTHVERI = CN()
-    # SynthVeRi generator settings (fixed before any comparison; see fastreid_val/data/synthveri).
-    _C.DATASETS.SYNTHVERI.NUM_TRAIN_IDS = 200  # training identities
-    _C.DATASETS.SYNTHVERI.NUM_TEST_IDS = 100  # test identities (query + gallery)
-    _C.DATASETS.SYNTHVERI.IMAGES_PER_ID = 16  # images per identity
-    _C.DATASETS.SYNTHVERI.NUM_CAMERAS = 8  # cameras, each with its own light, colour cast, blur, background
-    _C.DATASETS.SYNTHVERI.SIZE = [64, 64]  # rendered image size [height, width]
-    _C.DATASETS.SYNTHVERI.SEED = 0  # generator seed: same seed and settings give identical files
+    add_run_config(cfg)
     return cfg
-
-
-def synth_settings(cfg):
-    """The SynthSettings described by ``DATASETS.SYNTHVERI``."""
-    from .data.synthveri import SynthSettings
-
-    s = cfg.DATASETS.SYNTHVERI
-    return SynthSettings(num_train_ids=s.NUM_TRAIN_IDS, num_test_ids=s.NUM_TEST_IDS, images_per_id=s.IMAGES_PER_ID,
-                         num_cameras=s.NUM_CAMERAS, height=s.SIZE[0], width=s.SIZE[1], seed=s.SEED)
 
 
 def resolve_device(cfg):

@@ -196,9 +196,9 @@ def _vehicleid_tree(root, n_ids=6, per_id=3, labels=True):
 def test_vehicleid_labels_and_seeded_split(tmp_path, monkeypatch):
     _vehicleid_tree(str(tmp_path))
     monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path))
-    a = load_dataset(_cfg("DATASETS.VIEWPOINT.SPLIT_SEED", "1"), "SmallVehicleIDViewpoint")
-    b = load_dataset(_cfg("DATASETS.VIEWPOINT.SPLIT_SEED", "1"), "SmallVehicleIDViewpoint")
-    c = load_dataset(_cfg("DATASETS.VIEWPOINT.SPLIT_SEED", "2"), "SmallVehicleIDViewpoint")
+    a = load_dataset(_cfg("DATASETS.SPLITS.SEED", "1"), "SmallVehicleIDViewpoint")
+    b = load_dataset(_cfg("DATASETS.SPLITS.SEED", "1"), "SmallVehicleIDViewpoint")
+    c = load_dataset(_cfg("DATASETS.SPLITS.SEED", "2"), "SmallVehicleIDViewpoint")
     assert a.query == b.query and a.gallery == b.gallery
     assert a.gallery != c.gallery
     assert len(a.gallery) == 6 and len({g[1] for g in a.gallery}) == 6  # one gallery image per identity
@@ -226,11 +226,11 @@ def test_vehicleid_protocol_averages_seeded_splits(tmp_path, monkeypatch):
     base = ["DATASETS.TESTS", '("SmallVehicleIDViewpoint",)', "MODEL.BACKBONE.DEPTH", "18x",
             "MODEL.BACKBONE.FEAT_DIM", "512", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.NUM_CLASSES", "5",
             "TEST.IMS_PER_BATCH", "8"]
-    cfg = _cfg(*base, "DATASETS.VIEWPOINT.NUM_SPLITS", "3")
+    cfg = _cfg(*base, "DATASETS.SPLITS.NUM", "3")
     torch.manual_seed(0)
     model = ViewpointTrainer.build_model(cfg)
     mean = ViewpointTrainer.test(cfg, model)
-    singles = [ViewpointTrainer.test(_cfg(*base, "DATASETS.VIEWPOINT.SPLIT_SEED", str(k)), model) for k in range(3)]
+    singles = [ViewpointTrainer.test(_cfg(*base, "DATASETS.SPLITS.SEED", str(k)), model) for k in range(3)]
     assert mean["mAP"] == pytest.approx(sum(s["mAP"] for s in singles) / 3, abs=1e-4)
     assert len({round(float(s["mAP"]), 4) for s in singles}) > 1  # the splits differ
 
@@ -249,7 +249,7 @@ def test_three_test_sets_keep_their_metrics_split_spread_and_cmc(tmp_path, monke
     sets = ("SmallVehicleIDViewpoint", "MediumVehicleIDViewpoint", "LargeVehicleIDViewpoint")
     cfg = _cfg("DATASETS.TESTS", str(sets), "MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512",
                "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.NUM_CLASSES", "5", "TEST.IMS_PER_BATCH", "8",
-               "DATASETS.VIEWPOINT.NUM_SPLITS", "3", "OUTPUT_DIR", str(out))
+               "DATASETS.SPLITS.NUM", "3", "OUTPUT_DIR", str(out))
     torch.manual_seed(0)
     results = ViewpointTrainer.test(cfg, ViewpointTrainer.build_model(cfg))
     assert list(results) == list(sets)

@@ -7,6 +7,7 @@ import itertools
 import logging
 import os
 
+from fastreid.config import CfgNode as CN
 from fastreid.data import build as fr_build
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.transforms import build_transforms
@@ -20,6 +21,7 @@ from .common import ViewpointCommDataset
 logger = logging.getLogger(__name__)
 
 __all__ = ["ResumableSampler", "load_dataset", "build_viewpoint_train_loader", "build_viewpoint_test_loader", "flip_settings",
+           "add_viewpoint_data_config",
            "EVALUATION_VIEWPOINTS"]
 
 
@@ -40,6 +42,18 @@ class ResumableSampler:
 
 # Viewpoints of test images: front and rear, the paper's V=2 partition of the orientation labels.
 EVALUATION_VIEWPOINTS = 2
+
+
+def add_viewpoint_data_config(cfg):
+    """``DATASETS.VIEWPOINT``: how viewpoint labels are read and augmented."""
+    cfg.DATASETS.VIEWPOINT = CN()
+    # Missing annotation file: "error" stops with the file name; "unknown" trains with viewpoint -1
+    # for every image (each is assigned to its nearest sub-center, see losses.assign_viewpoints).
+    cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION = "error"
+    # Random flip (INPUT.FLIP) flips the viewpoint label with the image (needed when V tells left
+    # from right, e.g. V=8); when False such a combination is refused.
+    cfg.DATASETS.VIEWPOINT.FLIP_LABELS = True
+    return cfg
 
 
 def datasets_root():

@@ -3,6 +3,7 @@ import logging
 import os
 import random
 
+from fastreid.config import CfgNode as CN
 from fastreid.data.datasets import DATASET_REGISTRY
 
 from ..errors import InvalidConfigError
@@ -12,8 +13,18 @@ from .bases import DatasetNotFoundError, ViewpointDataset
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["VehicleIDViewpoint", "SmallVehicleIDViewpoint", "MediumVehicleIDViewpoint",
+__all__ = ["add_split_config", "VehicleIDViewpoint", "SmallVehicleIDViewpoint", "MediumVehicleIDViewpoint",
            "LargeVehicleIDViewpoint", "read_viewpoint_file", "split_query_gallery"]
+
+
+def add_split_config(cfg):
+    """``DATASETS.SPLITS``: VehicleID's random query/gallery splits (the evaluation reads ``NUM``)."""
+    cfg.DATASETS.SPLITS = CN()
+    # Seed of the random query/gallery split (upstream's VehicleID split is unseeded).
+    cfg.DATASETS.SPLITS.SEED = 0
+    # Splits whose metrics are averaged, seeds SEED, SEED + 1, ... (the paper's protocol: 10).
+    cfg.DATASETS.SPLITS.NUM = 1
+    return cfg
 
 
 def read_viewpoint_file(path):
@@ -69,7 +80,7 @@ class VehicleIDViewpoint(ViewpointDataset):
 
     @classmethod
     def config_kwargs(cls, cfg) -> dict:
-        return {**super().config_kwargs(cfg), "split_seed": cfg.DATASETS.VIEWPOINT.SPLIT_SEED}
+        return {**super().config_kwargs(cfg), "split_seed": cfg.DATASETS.SPLITS.SEED}
 
     def __init__(self, root="datasets", num_viewpoints=2, missing_annotation="error", split_seed=0, **kwargs):
         if num_viewpoints not in (1, 2):

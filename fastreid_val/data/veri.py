@@ -6,11 +6,9 @@ import re
 
 from fastreid.data.datasets import DATASET_REGISTRY
 
-from ..errors import InvalidConfigError
-
 from .annotations import AnnotationError, read_keypoint_file
 from .bases import DatasetNotFoundError, ViewpointDataset
-from .viewpoints import SUPPORTED_V, orientation_to_viewpoint, viewpoint_flip_map
+from .viewpoints import check_supported_v, orientation_to_viewpoint, viewpoint_flip_map
 
 logger = logging.getLogger(__name__)
 
@@ -33,9 +31,7 @@ class VeRiViewpoint(ViewpointDataset):
     layout_help = "veri/image_train, veri/image_query, veri/image_test (*.jpg) and veri/keypoint_{train,test}.txt"
 
     def __init__(self, root="datasets", num_viewpoints=2, missing_annotation="error", **kwargs):
-        if num_viewpoints not in SUPPORTED_V:
-            raise InvalidConfigError(f"MODEL.VAL.NUM_VIEWPOINTS={num_viewpoints} cannot be derived from VeRi orientations; "
-                             f"supported: {', '.join(map(str, SUPPORTED_V))}")
+        check_supported_v(num_viewpoints)
         self.root = root
         self.dataset_dir = os.path.join(root, self.dataset_dir)
         self.prepare()
@@ -80,9 +76,7 @@ class VeRiViewpoint(ViewpointDataset):
             match = _NAME.match(name)
             if match is None:
                 raise AnnotationError(f"{img_path}: file name must look like PPPP_cCCC_FFFFFFFF_0.jpg")
-            pid, camid = map(int, match.groups())
-            if pid == -1:
-                continue  # junk images, as in FastReID's VeRi
+            pid, camid = map(int, match.groups())  # the pattern admits no negative (junk) identity
             camid -= 1
             label = labels.get(name)
             viewpoint = -1 if label is None else orientation_to_viewpoint(

@@ -10,7 +10,7 @@ from ..errors import InvalidConfigError
 
 __all__ = [
     "ORIENTATIONS", "ORIENTATION_FLIP", "FRONT_KEYPOINTS", "REAR_KEYPOINTS", "SUPPORTED_V",
-    "orientation_to_viewpoint", "viewpoint_flip_map", "VIEWPOINT_NAMES",
+    "orientation_to_viewpoint", "viewpoint_flip_map", "VIEWPOINT_NAMES", "check_supported_v",
 ]
 
 ORIENTATIONS = ("front", "rear", "left", "left-front", "left-rear", "right", "right-front", "right-rear")
@@ -30,6 +30,13 @@ VIEWPOINT_NAMES: Dict[int, Sequence[str]] = {
     4: ("front", "rear", "front-oblique", "rear-oblique"),
     8: ORIENTATIONS,
 }
+
+
+def check_supported_v(num_viewpoints: int) -> None:
+    """Refuse a V that VeRi's orientation labels cannot give, naming the key."""
+    if num_viewpoints not in SUPPORTED_V:
+        raise InvalidConfigError(f"MODEL.VAL.NUM_VIEWPOINTS={num_viewpoints} cannot be derived from VeRi orientations; "
+                                 f"supported: {', '.join(map(str, SUPPORTED_V))}")
 
 
 def _side_faces_front(visible_front: int, visible_rear: int) -> bool:
@@ -52,6 +59,7 @@ def orientation_to_viewpoint(orientation: int, num_viewpoints: int, visible_fron
     """
     if not 0 <= orientation <= 7:
         raise ValueError(f"orientation must be in 0..7, got {orientation}")
+    check_supported_v(num_viewpoints)
     if num_viewpoints == 1:
         return 0
     if num_viewpoints == 8:
@@ -64,10 +72,7 @@ def orientation_to_viewpoint(orientation: int, num_viewpoints: int, visible_fron
             return 2 if front else 3
     if num_viewpoints == 2:
         return 0 if orientation in _FRONTISH else 1
-    if num_viewpoints == 4:
-        return {0: 0, 1: 1, 3: 2, 6: 2, 4: 3, 7: 3}[orientation]
-    raise InvalidConfigError(f"MODEL.VAL.NUM_VIEWPOINTS={num_viewpoints} cannot be derived from VeRi orientations; "
-                     f"supported: {', '.join(map(str, SUPPORTED_V))}")
+    return {0: 0, 1: 1, 3: 2, 6: 2, 4: 3, 7: 3}[orientation]  # V = 4
 
 
 def viewpoint_flip_map(num_viewpoints: int) -> Optional[List[int]]:

@@ -60,14 +60,14 @@ class ViewpointTrainer(DefaultTrainer):
     def test(cls, cfg, model):
         """FastReID's test over ``DATASETS.TESTS``, keeping every test set's metrics and CMC.
 
-        With ``DATASETS.VIEWPOINT.NUM_SPLITS`` > 1 (VehicleID protocol) each test set is evaluated on
-        that many seeded query/gallery splits (``SPLIT_SEED``, ``SPLIT_SEED + 1``, ...) and reports
+        With ``DATASETS.SPLITS.NUM`` > 1 (VehicleID protocol) each test set is evaluated on that many
+        seeded query/gallery splits (``SPLITS.SEED``, ``SPLITS.SEED + 1``, ...) and reports
         their mean, with the sample standard deviation as ``<metric>-std``. Returns
         ``{test set: metrics}``, or the metrics alone for one test set (as FastReID); the CMC of each
         test set (mean over splits) goes to ``<OUTPUT_DIR>/cmc.json``.
         """
         results, cmcs = OrderedDict(), {}
-        n = cfg.DATASETS.VIEWPOINT.NUM_SPLITS
+        n = cfg.DATASETS.SPLITS.NUM
         for dataset_name in cfg.DATASETS.TESTS:
             runs, curves = [], []
             for k in range(n):
@@ -75,10 +75,10 @@ class ViewpointTrainer(DefaultTrainer):
                 if n > 1:
                     split_cfg = cfg.clone()
                     split_cfg.defrost()
-                    split_cfg.DATASETS.VIEWPOINT.SPLIT_SEED = cfg.DATASETS.VIEWPOINT.SPLIT_SEED + k
+                    split_cfg.DATASETS.SPLITS.SEED = cfg.DATASETS.SPLITS.SEED + k
                     split_cfg.freeze()
                     logger.info("%s: query/gallery split %d of %d (seed %d)", dataset_name, k + 1, n,
-                                split_cfg.DATASETS.VIEWPOINT.SPLIT_SEED)
+                                split_cfg.DATASETS.SPLITS.SEED)
                 data_loader, evaluator = cls.build_evaluator(split_cfg, dataset_name)
                 runs.append(inference_on_dataset(model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED))
                 if comm.is_main_process():

@@ -8,6 +8,7 @@ import torch
 from fastreid.config import configurable
 from torch import nn
 
+from ..config import validate_val_config
 from ..errors import InvalidConfigError
 from .losses import partition_loss, reunion_loss
 
@@ -45,8 +46,6 @@ class ViewpointAwareLoss(nn.Module):
 
     @classmethod
     def from_config(cls, cfg):
-        from ..config import validate_val_config
-
         validate_val_config(cfg)
         v = cfg.MODEL.VAL
         return {"scale": v.SCALE, "margin": v.MARGIN, "multi_boundary": v.MULTI_BOUNDARY,

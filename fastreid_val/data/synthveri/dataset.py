@@ -4,7 +4,7 @@ import os
 from fastreid.data.datasets import DATASET_REGISTRY
 
 from ..veri import VeRiViewpoint
-from .generate import SynthSettings, ensure_synthveri, read_attributes
+from .generate import SynthSettings, ensure_synthveri, read_attributes, synth_settings
 
 __all__ = ["SynthVeRi"]
 
@@ -21,8 +21,6 @@ class SynthVeRi(VeRiViewpoint):
 
     @classmethod
     def config_kwargs(cls, cfg) -> dict:
-        from ...config import synth_settings
-
         return {**super().config_kwargs(cfg), "settings": synth_settings(cfg)}
 
     def __init__(self, root="datasets", settings: SynthSettings = SynthSettings(), **kwargs):

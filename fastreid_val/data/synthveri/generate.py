@@ -15,13 +15,14 @@ import tempfile
 from dataclasses import asdict, dataclass
 
 import numpy as np
+from fastreid.config import CfgNode as CN
 
 from ...errors import InvalidConfigError
 
 from .render import Camera, render
 from .vehicles import COLOURS, MODELS, sample_vehicle
 
-__all__ = ["SynthSettings", "generate", "ensure_synthveri", "read_attributes", "ORIENTATION_FREQUENCIES",
+__all__ = ["SynthSettings", "add_synthveri_config", "synth_settings", "generate", "ensure_synthveri", "read_attributes", "ORIENTATION_FREQUENCIES",
            "FORMAT_VERSION"]
 
 # Written into settings.json; a folder written by another version of the generator is regenerated.
@@ -50,6 +51,30 @@ class SynthSettings:
         if self == default:
             return "synthveri"
         return "synthveri-" + "-".join(f"{v}" for v in asdict(self).values())
+
+
+def add_synthveri_config(cfg):
+    """``DATASETS.SYNTHVERI``: the generator's settings (:class:`SynthSettings`, see :func:`synth_settings`)."""
+    d = SynthSettings()
+    cfg.DATASETS.SYNTHVERI = CN()
+    cfg.DATASETS.SYNTHVERI.NUM_TRAIN_IDS = d.num_train_ids  # training identities
+    cfg.DATASETS.SYNTHVERI.NUM_TEST_IDS = d.num_test_ids  # test identities (query + gallery)
+    cfg.DATASETS.SYNTHVERI.IMAGES_PER_ID = d.images_per_id  # images per identity
+    cfg.DATASETS.SYNTHVERI.NUM_CAMERAS = d.num_cameras  # cameras, each with its own light, colour cast, blur, background
+    cfg.DATASETS.SYNTHVERI.CAMERAS_PER_ID = d.cameras_per_id  # cameras that see each identity
+    cfg.DATASETS.SYNTHVERI.NUM_MODELS = d.num_models  # vehicle models in use (of 6)
+    cfg.DATASETS.SYNTHVERI.NUM_COLOURS = d.num_colours  # colours in use (of 6): models x colours look-alike groups
+    cfg.DATASETS.SYNTHVERI.SIZE = [d.height, d.width]  # rendered image size [height, width]
+    cfg.DATASETS.SYNTHVERI.SEED = d.seed  # generator seed: same seed and settings give identical files
+    return cfg
+
+
+def synth_settings(cfg) -> "SynthSettings":
+    """The :class:`SynthSettings` described by ``DATASETS.SYNTHVERI``."""
+    s = cfg.DATASETS.SYNTHVERI
+    return SynthSettings(num_train_ids=s.NUM_TRAIN_IDS, num_test_ids=s.NUM_TEST_IDS, images_per_id=s.IMAGES_PER_ID,
+                         num_cameras=s.NUM_CAMERAS, cameras_per_id=s.CAMERAS_PER_ID, num_models=s.NUM_MODELS,
+                         num_colours=s.NUM_COLOURS, height=s.SIZE[0], width=s.SIZE[1], seed=s.SEED)
 
 
 def _cameras(settings, rng):

@@ -1,0 +1,18 @@
+"""``RUN``: how a run is driven (seed, log period, memory format), read by the launcher and the trainer."""
+from fastreid.config import CfgNode as CN
+
+__all__ = ["add_run_config"]
+
+
+def add_run_config(cfg):
+    cfg.RUN = CN()
+    # Seed of torch, NumPy and Python RNGs (model init, identity sampler, augmentation);
+    # -1 keeps FastReID's behaviour (a fresh random seed per run).
+    cfg.RUN.SEED = -1
+    # Iterations between writes of losses, ETA and metrics to console, metrics.json and TensorBoard
+    # (FastReID's DefaultTrainer hard-codes 200, too rare for short CPU runs).
+    cfg.RUN.LOG_PERIOD = 20
+    # Keep the model's 4-D weights (and so its activations) in channels-last memory format. Same
+    # results; on a CPU, depthwise convolutions (MobileNetV2) run about 1.6x faster this way.
+    cfg.RUN.CHANNELS_LAST = False
+    return cfg
