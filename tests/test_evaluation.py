@@ -55,3 +55,20 @@ def test_evaluator_reports_what_fastreids_reports(tmp_path, opts):
     assert ("TPR@FPR=1e-02" in got) == ("TEST.ROC.ENABLED" in opts)
     for k in ref:
         assert got[k] == pytest.approx(ref[k], rel=1e-5, abs=1e-6), k
+
+
+def test_pair_kinds_and_closer_share():
+    from fastreid_val.experiments.analyze import PAIRS, closer_share, distance_stats, pair_distances
+
+    # identities 1, 1, 2, 3: 1 and 2 share a model and colour; image 0 front, 1 rear, 2 front, 3 front
+    feats = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 0.0], [-1.0, 0.0]])
+    pairs = pair_distances(feats, np.array([1, 1, 2, 3]), np.array([0, 1, 0, 0]), {1: "a", 2: "a", 3: "b"})
+    assert pairs[PAIRS[0]].tolist() == []  # no pair of one identity from one viewpoint
+    assert pairs[PAIRS[1]].tolist() == [1.0]  # images 0 and 1, orthogonal
+    assert sorted(pairs[PAIRS[2]].tolist()) == [0.0, 1.0]  # (0, 2) identical, (1, 2) orthogonal
+    assert sorted(pairs[PAIRS[3]].tolist()) == [1.0, 2.0, 2.0]
+    assert closer_share(np.array([1.0]), np.array([0.0, 1.0])) == 0.5  # only the identical pair is closer
+    stats = distance_stats(pairs)
+    assert stats["look-alike closer than same identity across viewpoints"] == 0.5
+    assert stats["other identity closer than same identity across viewpoints"] == 0.0
+    assert PAIRS[2] not in pair_distances(feats, np.array([1, 1, 2, 3]), np.array([0, 1, 0, 0]))  # no groups

@@ -101,7 +101,8 @@ def _compare_main():
 def test_compare_counts_a_config_once_and_refuses_name_clashes(tmp_path):
     _fake_run(tmp_path / "val_mnv2" / "seed0", 12.0, [0.1])
     config = "configs/SynthVeRi/val_mnv2.yml"
-    _compare_main()(["--configs", config, config, "--seeds", "1", "--out", str(tmp_path), "--no-floors"])
+    _compare_main()(["--configs", config, config, "--seeds", "1", "--out", str(tmp_path), "--no-floors",
+                     "--no-diagnostics"])
     table = (tmp_path / "results.md").read_text()
     assert "| val_mnv2 | 1 |" in table and table.count("val_mnv2") == 1
     with pytest.raises(SystemExit):

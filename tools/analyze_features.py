@@ -1,14 +1,15 @@
 #!/usr/bin/env python
-"""Distance histograms (intra same-view / intra cross-view / inter identity) and ranked lists.
+"""Distance histograms (one identity from the same / the other viewpoint, look-alikes, other identities),
+how often a look-alike is closer than the same vehicle seen from the other end, and ranked lists.
 
-    python tools/analyze_features.py --config-file configs/SynthVeRi/val_osnet.yml \
-        --weights output/synthveri/val_osnet/model_final.pth --out output/analysis/val_osnet
+    python tools/analyze_features.py --config-file configs/SynthVeRi/val_mnv2.yml \
+        --weights output/synthveri/val_mnv2/model_final.pth --out output/analysis/val_mnv2
 """
 import argparse
 import json
 
 import fastreid_val  # noqa: F401  (shims and registration)
-from fastreid_val.engine.launcher import _num_classes_from_checkpoint, build_config
+from fastreid_val.engine.launcher import num_classes_from_checkpoint, build_config
 from fastreid_val.experiments.analyze import analyze
 
 
@@ -21,10 +22,10 @@ def main(argv=None):
     p.add_argument("opts", nargs=argparse.REMAINDER)
     a = p.parse_args(argv)
     cfg = build_config(a.config_file, a.opts + ["MODEL.WEIGHTS", a.weights, "MODEL.BACKBONE.PRETRAIN", "False"])
-    _num_classes_from_checkpoint(cfg)
+    num_classes_from_checkpoint(cfg)
     stats = analyze(cfg, a.weights, a.out, a.dataset)
     print(json.dumps(stats, indent=1))
-    print(f"written: {a.out}/distances.png, {a.out}/ranked_lists.png")
+    print(f"written: {a.out}/distances.png, {a.out}/ranked_lists.png, {a.out}/analysis.json")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,9 @@ def main(argv=None):
     p.add_argument("--out", default="output/compare")
     p.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE", help="config overrides for every run")
     p.add_argument("--no-floors", action="store_true", help="leave out the reference floors")
+    p.add_argument("--no-diagnostics", action="store_true",
+                   help="leave out the pair-distance and sub-center diagnostics (diagnostics.md, distances.png, "
+                        "training.png)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if len(a.opts) % 2:
@@ -38,12 +41,14 @@ def main(argv=None):
     if not configs and not a.runs:
         p.error("give --preset, --configs or --runs")
     try:
-        table = compare(configs, a.seeds, a.out, a.opts, a.runs, floors=not a.no_floors)
+        table = compare(configs, a.seeds, a.out, a.opts, a.runs, floors=not a.no_floors,
+                        diagnostics=not a.no_diagnostics)
     except UserInputError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
     print(table)
-    print(f"written: {os.path.join(a.out, 'results.md')}, results.csv, cmc.png, map.png")
+    print(f"written: {os.path.join(a.out, 'results.md')}, results.csv, cmc.png, map.png"
+          + ("" if a.no_diagnostics else ", diagnostics.md, distances.png, training.png"))
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ def setup(args):
     cfg = build_config(args.config_file, args.opts)
     if args.eval_only:
         cfg.MODEL.BACKBONE.PRETRAIN = False
-        _num_classes_from_checkpoint(cfg)
+        num_classes_from_checkpoint(cfg)
     cfg.freeze()
     if comm.is_main_process():
         check_output_dir(cfg.OUTPUT_DIR)
@@ -74,7 +74,7 @@ def setup(args):
     return cfg
 
 
-def _num_classes_from_checkpoint(cfg):
+def num_classes_from_checkpoint(cfg):
     """For --eval-only, size the classifier like the checkpoint so it loads without warnings."""
     if cfg.MODEL.HEADS.NUM_CLASSES or not cfg.MODEL.WEIGHTS:
         return

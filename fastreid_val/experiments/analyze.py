@@ -1,9 +1,13 @@
 """Feature analysis of a trained model: the paper's Fig. 1 as a measurement, and ranked lists.
 
-* ``distances.png``: histograms of cosine distance for intra-identity pairs seen from the same
-  viewpoint, intra-identity pairs across viewpoints, and inter-identity pairs (test set).
+* ``distances.png``: histograms of cosine distance on the test set for pairs of one identity seen
+  from the same viewpoint and from the other one, pairs of look-alikes (other identities of the same
+  model and colour, where the dataset knows them) and other pairs.
+* ``analysis.json``: mean distances, and how often a look-alike pair is closer than a pair of one
+  identity across viewpoints (the "intra > inter" failure the paper sets out to fix).
 * ``ranked_lists.png``: a few queries with their top-k gallery images (green: same identity).
 """
+import json
 import logging
 import os
 
@@ -16,7 +20,8 @@ from PIL import Image, ImageDraw
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["extract", "pair_distances", "plot_distances", "ranked_lists"]
+__all__ = ["PAIRS", "extract", "pair_distances", "closer_share", "distance_stats", "plot_distances", "ranked_lists",
+           "analyze", "load_pairs"]
 
 
 @torch.no_grad()
@@ -33,39 +38,89 @@ def extract(cfg, model, dataset_name):
             views.append(batch["viewpoints"].cpu())
             paths += list(batch["img_paths"])
     cat = lambda xs: torch.cat(xs).numpy()  # noqa: E731
-    return cat(feats), cat(pids), cat(cams), cat(views), paths, num_query
+    return cat(feats), cat(pids), cat(cams), cat(views), paths, num_query, loader.dataset.identity_groups
 
 
-def pair_distances(feats, pids, views, max_inter=200000, seed=0):
-    """Cosine distances of (intra same-view, intra cross-view, inter-identity) pairs."""
-    d = 1.0 - feats @ feats.T
-    iu = np.triu_indices(len(pids), k=1)
-    same_id = pids[iu[0]] == pids[iu[1]]
-    known = (views[iu[0]] >= 0) & (views[iu[1]] >= 0)
-    same_view = views[iu[0]] == views[iu[1]]
-    dist = d[iu]
-    inter = dist[~same_id]
-    if len(inter) > max_inter:
-        inter = np.random.default_rng(seed).choice(inter, max_inter, replace=False)
-    return dist[same_id & known & same_view], dist[same_id & known & ~same_view], inter
+PAIRS = ("same identity, same viewpoint", "same identity, other viewpoint",
+         "look-alikes: other identity, same model and colour", "other identities")
 
 
-def plot_distances(groups, path, title=""):
+def pair_distances(feats, pids, views, groups=None, max_pairs=200000, seed=0):
+    """Cosine distances of test-image pairs by kind (:data:`PAIRS`), as in the paper's Fig. 1.
+
+    Args:
+        feats: [M, d] L2-normalised features. pids, views: [M] identities and viewpoints (-1 unknown).
+        groups: {identity: look-alike group} or None (then no look-alike kind; every other identity
+            counts under "other identities").
+        max_pairs: kinds with more pairs are subsampled (seeded).
+    Returns:
+        {kind: 1-D array of distances}.
+    """
+    i, j = np.triu_indices(len(pids), k=1)
+    dist = 1.0 - np.einsum("nd,nd->n", feats[i], feats[j])
+    same_id = pids[i] == pids[j]
+    known = (views[i] >= 0) & (views[j] >= 0)
+    same_view = views[i] == views[j]
+    if groups:
+        g = np.array([groups[int(p)] for p in pids])
+        lookalike = ~same_id & (g[i] == g[j])
+    else:
+        lookalike = np.zeros_like(same_id)
+    masks = dict(zip(PAIRS, (same_id & known & same_view, same_id & known & ~same_view, lookalike,
+                             ~same_id & ~lookalike)))
+    rng = np.random.default_rng(seed)
+    out = {}
+    for kind, mask in masks.items():
+        values = dist[mask]
+        if len(values) > max_pairs:
+            values = rng.choice(values, max_pairs, replace=False)
+        if kind != PAIRS[2] or groups:
+            out[kind] = values
+    return out
+
+
+def closer_share(far, near):
+    """P(a random ``near`` distance < a random ``far`` distance): e.g. how often a look-alike pair is
+    closer than a pair of one vehicle seen from both ends (0: never, 0.5: indistinguishable)."""
+    if not len(far) or not len(near):
+        return float("nan")
+    near = np.sort(near)
+    return float(np.searchsorted(near, far, side="left").sum() / (len(far) * len(near)))
+
+
+def distance_stats(pairs):
+    """Mean distance of each kind, and how often a look-alike pair (or any other identity) is closer
+    than a pair of one identity across viewpoints: the paper's "intra > inter" failure."""
+    stats = {f"mean distance: {kind}": float(np.mean(v)) if len(v) else float("nan") for kind, v in pairs.items()}
+    cross = pairs[PAIRS[1]]
+    for kind, label in ((PAIRS[2], "look-alike closer than same identity across viewpoints"),
+                        (PAIRS[3], "other identity closer than same identity across viewpoints")):
+        if kind in pairs:
+            stats[label] = closer_share(cross, pairs[kind])
+    return stats
+
+
+def plot_distances(panels, path, bins=np.linspace(0, 2, 81)):
+    """Histograms of :func:`pair_distances`, one panel per ``{title: pairs}`` entry, shared axes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
-    bins = np.linspace(0, 2, 81)
-    for values, label in zip(groups, ("same identity, same viewpoint", "same identity, other viewpoint",
-                                      "different identities")):
-        if len(values):
-            ax.hist(values, bins=bins, density=True, alpha=0.5, label=f"{label} (mean {np.mean(values):.2f})")
-    ax.set_xlabel("cosine distance")
-    ax.set_ylabel("density")
-    ax.set_title(title or "pair distances on the test set")
-    ax.legend(fontsize=8)
+    cols = min(3, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.4 * cols, 3.4 * rows), sharex=True, sharey=True, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.axis("off")
+    for ax, (title, pairs) in zip(axes.flat, panels.items()):
+        for kind, values in pairs.items():
+            if len(values):
+                ax.hist(values, bins=bins, density=True, histtype="step", linewidth=1.5,
+                        label=f"{kind} ({np.mean(values):.2f})")
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("cosine distance")
+        ax.set_ylabel("density")
+        ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -93,17 +148,28 @@ def ranked_lists(feats, pids, cams, paths, num_query, path, num_queries=6, top_k
     canvas.save(path)
 
 
+def load_pairs(out_dir):
+    """The pair distances :func:`analyze` kept in ``out_dir``."""
+    with np.load(os.path.join(out_dir, "pairs.npz")) as data:
+        return {k: data[f"kind{i}"] for i, k in enumerate(PAIRS) if len(data[f"kind{i}"])}
+
+
 def analyze(cfg, weights, out_dir, dataset_name=None):
+    """Features of ``weights`` on a test set: ``distances.png``, ``ranked_lists.png``, the pair
+    distances (``pairs.npz``) and the :func:`distance_stats`, returned and written to ``analysis.json``."""
     from ..engine.trainer import ViewpointTrainer
 
     os.makedirs(out_dir, exist_ok=True)
     model = ViewpointTrainer.build_model(cfg)
     Checkpointer(model).load(weights)
     name = dataset_name or cfg.DATASETS.TESTS[0]
-    feats, pids, cams, views, paths, nq = extract(cfg, model, name)
-    groups = pair_distances(feats, pids, views)
-    plot_distances(groups, os.path.join(out_dir, "distances.png"), f"{name}: {os.path.basename(weights)}")
+    feats, pids, cams, views, paths, nq, groups = extract(cfg, model, name)
+    pairs = pair_distances(feats, pids, views, groups)
+    plot_distances({f"{name}: {os.path.basename(weights)}": pairs}, os.path.join(out_dir, "distances.png"))
     ranked_lists(feats, pids, cams, paths, nq, os.path.join(out_dir, "ranked_lists.png"))
-    return {"intra_same_view": float(np.mean(groups[0])) if len(groups[0]) else float("nan"),
-            "intra_cross_view": float(np.mean(groups[1])) if len(groups[1]) else float("nan"),
-            "inter": float(np.mean(groups[2]))}
+    np.savez_compressed(os.path.join(out_dir, "pairs.npz"), **{f"kind{i}": pairs.get(k, np.zeros(0))
+                                                               for i, k in enumerate(PAIRS)})
+    stats = distance_stats(pairs)
+    with open(os.path.join(out_dir, "analysis.json"), "w") as f:
+        json.dump(stats, f, indent=1)
+    return stats

@@ -14,7 +14,10 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from ..engine.launcher import build_config
 from ..errors import UserInputError
+from ..evaluation.floors import reference_floors
+from .diagnostics import diagnose
 from .report import COLUMNS, markdown_table
 
 logger = logging.getLogger(__name__)
@@ -173,9 +176,6 @@ def plot(runs: Dict[str, List[Dict]], summary, folder, floors=None):
 
 def cached_floors(config: str, out: str, opts: Sequence[str] = ()) -> Dict:
     """``{test set: {floor: metrics}}`` of ``config``'s test sets, kept in ``<out>/floors.json``."""
-    from ..engine.launcher import build_config
-    from ..evaluation.floors import reference_floors
-
     path = os.path.join(out, "floors.json")
     key = {"config": config, "opts": list(opts)}
     if os.path.exists(path):
@@ -192,14 +192,16 @@ def cached_floors(config: str, out: str, opts: Sequence[str] = ()) -> Dict:
 
 
 def compare(configs: Sequence[str], seeds: int, out: str, opts: Sequence[str] = (), finished: Sequence[str] = (),
-            floors: bool = True):
+            floors: bool = True, diagnostics: bool = True):
     """Run every config for seeds ``0..seeds-1`` (seed-major: an interrupted comparison has every method
     at the same number of seeds, and a rerun goes on where it stopped), add ``finished`` run folders,
-    then write the tables and plots into ``out``. Returns the Markdown table."""
-    folders = {}
+    then write the tables and plots into ``out`` (and the :func:`diagnose` files of the runs).
+    Returns the Markdown table."""
+    folders, by_name = {}, {}
     for seed in range(seeds):
         for config in configs:
             name = os.path.splitext(os.path.basename(config))[0]
+            by_name[name] = config
             folders.setdefault(name, []).append(run_config(config, run_dir(out, config, seed), seed, opts))
     runs = {name: [collect(f) for f in fs] for name, fs in folders.items()}
     for folder in finished:
@@ -208,4 +210,6 @@ def compare(configs: Sequence[str], seeds: int, out: str, opts: Sequence[str] = 
     summary = summarise(runs)
     table = write_tables(summary, out, reference)
     plot(runs, summary, out, reference)
+    if diagnostics and folders:
+        diagnose(folders, by_name, out, opts)
     return table
