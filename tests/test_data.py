@@ -263,3 +263,16 @@ def test_three_test_sets_keep_their_metrics_split_spread_and_cmc(tmp_path, monke
     assert list(cmc) == list(sets) and all(0 <= c <= 1 for curve in cmc.values() for c in curve)
     rows = table_rows(summarise({"val": [collect(str(out))]}))
     assert [label for label, _ in rows] == [f"val / {name}" for name in sets]
+
+
+def test_test_viewpoints_are_front_and_rear_whatever_v(veri_root, fixture_lines):
+    from fastreid_val.data.build import build_viewpoint_test_loader
+
+    truth = {}
+    for line in fixture_lines:
+        name, o, nf, nr = _fields(line)
+        truth[name] = orientation_to_viewpoint(o, 2, nf, nr)
+    for v in ("2", "4", "8"):
+        loader, _ = build_viewpoint_test_loader(_cfg("MODEL.VAL.NUM_VIEWPOINTS", v), "VeRiViewpoint")
+        seen = {os.path.basename(p): int(x) for b in loader for p, x in zip(b["img_paths"], b["viewpoints"])}
+        assert seen == {n: truth[n] for n in seen}, v  # the V=2 labels of the annotation, for every V

@@ -69,7 +69,8 @@ def test_viewpoint_mgn_trains_with_val_on_every_branch():
     assert {"loss_partition", "loss_reunion", "loss_triplet_b1"} <= set(losses)
     assert not any(k.startswith("loss_cls") for k in losses)  # the _val recipe drops the identity CE
     sum(losses.values()).backward()
-    assert model.b1_head.weight.grad is not None and model.b33_head.weight.grad.abs().sum() > 0
+    for head in (model.b1_head, model.b2_head, model.b21_head, model.b33_head):  # VAL reaches every branch
+        assert head.weight.grad.abs().sum() > 0
 
 
 def test_viewpoint_mgn_checkpoint_from_another_v_is_refused(tmp_path):
@@ -107,3 +108,24 @@ def test_compare_counts_a_config_once_and_refuses_name_clashes(tmp_path):
     assert "| val_mnv2 | 1 |" in table and table.count("val_mnv2") == 1
     with pytest.raises(SystemExit):
         _compare_main()(["--configs", "configs/VeRi/val_r50.yml", "configs/VehicleID/val_r50.yml", "--out", str(tmp_path)])
+
+
+def test_compare_passes_overrides_to_every_run(tmp_path, monkeypatch):
+    import fastreid_val.experiments.compare as compare_module
+
+    calls = []
+
+    def fake_run(config, out, seed, opts=(), reuse=True):
+        calls.append((os.path.basename(config), seed, list(opts)))
+        _fake_run(out, 10.0 + seed, [0.5])
+        return out
+
+    monkeypatch.setattr(compare_module, "run_config", fake_run)
+    configs = ["configs/SynthVeRi/softmax_mnv2.yml", "configs/SynthVeRi/val_mnv2.yml"]
+    _compare_main()(["--configs", *configs, "--seeds", "2", "--out", str(tmp_path), "--no-floors", "--no-diagnostics",
+                     "--opts", "MODEL.BACKBONE.PRETRAIN_PATH", "/data/r50.pth", "SOLVER.MAX_EPOCH", "3"])
+    opts = ["MODEL.BACKBONE.PRETRAIN_PATH", "/data/r50.pth", "SOLVER.MAX_EPOCH", "3"]
+    assert calls == [("softmax_mnv2.yml", 0, opts), ("val_mnv2.yml", 0, opts), ("softmax_mnv2.yml", 1, opts),
+                     ("val_mnv2.yml", 1, opts)]  # seed-major, every run with the overrides
+    with pytest.raises(SystemExit):
+        _compare_main()(["--configs", configs[0], "--out", str(tmp_path), "--opts", "SOLVER.MAX_EPOCH"])

@@ -8,6 +8,10 @@ Shape legend: Q queries, G gallery images.
 * same-view: additionally, positives seen from another viewpoint are ignored.
 Positives whose viewpoint, or whose query's viewpoint, is unknown (-1) count in neither view
 metric. Queries left with no positive are skipped, as in FastReID.
+
+The viewpoints are always front / rear (the V=2 mapping of the annotation, see
+``data.build.EVALUATION_VIEWPOINTS``), whatever V the model trains with, so that ``xview-*`` and
+``sview-*`` of a V=4 or V=8 run (Table 2) are the same quantities as for V=2.
 """
 import numpy as np
 
