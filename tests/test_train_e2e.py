@@ -127,3 +127,15 @@ def test_diagnostics_of_a_run(trained, tmp_path):
     for name in ("distances.png", "training.png"):
         assert Image.open(tmp_path / name).size[0] > 300
     assert (tmp_path / "diagnostics.md").read_text() == table
+
+
+def test_floors_are_computed_once_and_kept(datasets_root, tmp_path):
+    from fastreid_val.evaluation.floors import FLOORS
+    from fastreid_val.experiments.compare import cached_floors
+
+    floors = cached_floors(CFG, str(tmp_path), COMMON)["SynthVeRi"]
+    assert list(floors) == list(FLOORS)
+    random, pixels, oracle = (floors[f] for f in FLOORS)
+    assert random["mAP"] < oracle["mAP"] and oracle["lookalike-wrong-Rank-1"] == 100.0
+    assert random["lookalike-wrong-Rank-1"] < 50.0  # chance: few of the other identities are look-alikes
+    assert cached_floors(CFG, str(tmp_path), COMMON)["SynthVeRi"] == floors  # read back from floors.json

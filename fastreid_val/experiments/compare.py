@@ -187,7 +187,8 @@ def cached_floors(config: str, out: str, opts: Sequence[str] = ()) -> Dict:
         if cached.get("key") == key:
             return cached["floors"]
     cfg = build_config(config, list(opts))
-    floors = {name: reference_floors(cfg, name) for name in cfg.DATASETS.TESTS}
+    floors = {name: {floor: {k: float(v) for k, v in metrics.items()} for floor, metrics in
+                     reference_floors(cfg, name).items()} for name in cfg.DATASETS.TESTS}
     os.makedirs(out, exist_ok=True)
     with open(path, "w") as f:
         json.dump({"key": key, "floors": floors}, f, indent=1)
