@@ -7,7 +7,8 @@ Each class also derives from the built-in exception a caller would expect (``Val
 """
 import re
 
-__all__ = ["UserInputError", "InvalidConfigError", "MissingFileError", "OutputDirError", "UnreadableImageError", "one_line"]
+__all__ = ["UserInputError", "InvalidConfigError", "MissingFileError", "OutputDirError", "UnreadableImageError",
+           "EmptyGalleryError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError", "one_line"]
 
 
 class UserInputError(Exception):
@@ -28,6 +29,22 @@ class OutputDirError(UserInputError, OSError):
 
 class UnreadableImageError(UserInputError, OSError):
     """An image listed by a dataset cannot be decoded."""
+
+
+class EmptyGalleryError(UserInputError, ValueError):
+    """A gallery folder or list (``tools/search.py --gallery``) that holds no image."""
+
+
+class IndexNotFoundError(UserInputError, FileNotFoundError):
+    """A search index is queried before it was built."""
+
+
+class IndexMismatchError(UserInputError, ValueError):
+    """A search index built by another model, or one whose files cannot be read."""
+
+
+class ModelFileError(UserInputError, ValueError):
+    """A model file that cannot serve here (an ONNX file without the export's metadata, a wrong suffix)."""
 
 
 def one_line(error: BaseException) -> str:
