@@ -152,6 +152,8 @@ def export_checked(model, cfg, images, output, metadata=None, tolerance=DEFAULT_
             f"{tolerance:g} on L2-normalised features ({check['images']} images); {output} was not written")
     set_metadata(proto, {"check": {k: check[k] for k in ("max_abs_diff", "max_abs_diff_raw", "images", "tolerance")}})
     write_onnx(proto, output)
+    logger.info("wrote %s: ONNX Runtime vs PyTorch max |diff| %.2e on %d images", output, check["max_abs_diff"],
+                check["images"])
     return check, proto
 
 

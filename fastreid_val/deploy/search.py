@@ -82,6 +82,7 @@ def update_index(embedder, paths, folder, approximate=False, rebuild=False, nlis
         vectors[todo] = embedder.embed([entries[i]["path"] for i in todo], batch_size, progress, desc="indexing")
     index = GalleryIndex.build(vectors, entries, embedder.identity(), approximate, nlist, nprobe)
     index.save(folder)
+    logger.info("index %s: %d images, %d embedded, %d removed (%s)", folder, len(entries), len(todo), removed, index.kind)
     return IndexUpdate(len(entries), len(todo) - changed, changed, removed, index.kind, index.nlist, index.nprobe)
 
 
