@@ -148,12 +148,12 @@ def test_checkpoint_and_onnx_search_agree(tiny_run, tiny_onnx, tmp_path, capsys)
     assert code == 0, err
     assert "96 images (96 new, 0 changed, 0 removed; exact, 128-d): written" in stdout
     first = [line.split() for line in stdout.splitlines() if line.strip().startswith("1 ")][0]
-    assert first[3] == query and float(first[1]) < 1e-4
+    assert os.path.abspath(first[3]) == query and float(first[1]) < 1e-4
     code, onnx_out, err = run_tool("search", ["--weights", tiny_onnx[0], "--index", index, "--query", query,
                                               "--top-k", "5", "--out", out], capsys)
     assert code == 0, err  # same fingerprint: the exported model may query the checkpoint's index
     rows = lambda text: [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]  # noqa: E731
-    assert [r[3] for r in rows(onnx_out)][:1] == [query]
+    assert [os.path.abspath(r[3]) for r in rows(onnx_out)][:1] == [query]
     for a, b in zip(rows(stdout), rows(onnx_out)):
         assert float(a[1]) == pytest.approx(float(b[1]), abs=1e-4)
     csv_lines = open(os.path.join(out, "results.csv")).read().splitlines()

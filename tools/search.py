@@ -46,6 +46,12 @@ def parse_args(argv=None):
     return a
 
 
+def _show(path):
+    """A path as the user would type it: relative to the working folder when below it."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
+
+
 def run(a):
     # Cheap checks first: inputs and the index exist before a model is loaded.
     gallery = list_images(a.gallery, "--gallery") if a.gallery else None
@@ -63,11 +69,11 @@ def run(a):
         return
     results = query_index(embedder, a.index, queries, a.top_k, a.nprobe, index, a.batch_size)
     for r in results:
-        print(f"\nquery {r.path}" + (f" (identity {r.identity})" if r.identity else ""))
+        print(f"\nquery {_show(r.path)}" + (f" (identity {r.identity})" if r.identity else ""))
         print(f"  {'rank':>4s}  {'distance':>8s}  {'match':5s}  image")
         for m in r.matches:
             match = {True: "yes", False: "no", None: "-"}[is_match(r, m)]
-            print(f"  {m.rank:4d}  {m.distance:8.4f}  {match:5s}  {m.path}")
+            print(f"  {m.rank:4d}  {m.distance:8.4f}  {match:5s}  {_show(m.path)}")
     csv_path, png_path = os.path.join(a.out, "results.csv"), os.path.join(a.out, "ranked_list.png")
     write_csv(results, csv_path)
     draw_results(results, png_path)

@@ -117,7 +117,7 @@ def draw_ranked_lists(rows, path, thumb=64, pad=4):
             draw.rectangle((x, y, x + thumb - 1, y + thumb - 1), outline=colour, width=3)
             if caption:
                 draw.text((x + 2, y + thumb), caption, fill=(0, 0, 0))
-    atomic_write(path, lambda f: canvas.save(f, format="PNG"))
+    atomic_write(path, lambda f: canvas.save(f, format="PNG", optimize=True))
 
 
 def _thumbnail(path, size):
