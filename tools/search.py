@@ -31,7 +31,8 @@ def parse_args(argv=None):
     p.add_argument("--config-file", default="", help="the config the checkpoint was trained with")
     p.add_argument("--index", required=True, help="index folder (index.json + vectors-*.faiss)")
     p.add_argument("--gallery", help="folder or list file of gallery images to index (new and changed ones)")
-    p.add_argument("--approximate", action="store_true", help="IVF index instead of exact search")
+    p.add_argument("--approximate", action="store_true",
+                   help="IVF index instead of exact search (with --gallery: each indexing run builds the kind asked for)")
     p.add_argument("--nlist", type=int, help="IVF cells (default 4*sqrt(N), at least 39 images per cell)")
     p.add_argument("--nprobe", type=int, help="IVF cells visited per query (default nlist/8, at least 8)")
     p.add_argument("--rebuild", action="store_true", help="index every gallery image again (e.g. for another model)")

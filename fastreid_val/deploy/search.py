@@ -64,7 +64,7 @@ def update_index(embedder, paths, folder, approximate=False, rebuild=False, nlis
         old = GalleryIndex.load(folder)
         old.check_model(embedder.identity(), folder)
         keep = {e["path"]: (row, e) for row, e in enumerate(old.entries)}
-    entries = [_stat(p) for p in paths]
+    entries = [_stat(p) for p in dict.fromkeys(paths)]  # an image listed twice is indexed once
     todo = [i for i, e in enumerate(entries) if e["path"] not in keep or keep[e["path"]][1] != e]
     changed = sum(1 for i in todo if entries[i]["path"] in keep)
     removed = len(set(keep) - {e["path"] for e in entries})
