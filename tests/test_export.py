@@ -123,3 +123,18 @@ def test_cli_bad_input_is_one_line_and_exit_2(case, tiny_run, tmp_path, capsys):
     assert code == 2 and "Traceback" not in err, err[-2000:]
     assert re.search(message, err.strip().splitlines()[-1]), err.strip().splitlines()[-1]
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_non_standard_operators_are_refused():
+    from onnx import TensorProto, helper
+
+    from fastreid_val.deploy.export import check_standard_operators
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])
+    standard = helper.make_model(helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g", [x], [y]))
+    check_standard_operators(standard)
+    aten = helper.make_model(helper.make_graph([helper.make_node("ATen", ["x"], ["y"], domain="org.pytorch.aten")],
+                                               "g", [x], [y]))
+    with pytest.raises(ExportCheckError, match=r"non-standard operators \['org.pytorch.aten::ATen'\]"):
+        check_standard_operators(aten)
