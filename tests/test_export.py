@@ -74,8 +74,9 @@ def test_check_refuses_a_graph_whose_features_differ(tiny_run, tiny_onnx, tmp_pa
 
 
 @pytest.mark.parametrize("config, opts, size", [
-    ("configs/SynthVeRi/val_osnet.yml", ["MODEL.BACKBONE.NAME", "build_mobilenetv2_backbone", "MODEL.BACKBONE.DEPTH",
-                                         "1.0x", "MODEL.BACKBONE.FEAT_DIM", "1280"], 64),
+    # stock Baseline + EmbeddingHead (the softmax baseline) on MobileNetV2
+    ("configs/SynthVeRi/baseline_osnet.yml", ["MODEL.BACKBONE.NAME", "build_mobilenetv2_backbone",
+                                              "MODEL.BACKBONE.DEPTH", "1.0x", "MODEL.BACKBONE.FEAT_DIM", "1280"], 64),
     ("configs/VeRi/val_r50.yml", ["MODEL.BACKBONE.PRETRAIN", "False"], 256),  # the paper's config, untrained
 ], ids=["mobilenetv2", "resnet50"])
 def test_other_backbones_export_and_match(config, opts, size, tmp_path):
