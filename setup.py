@@ -29,6 +29,11 @@ setup(
         "tqdm",  # likewise
         "Cython",  # builds FastReID's compiled rank evaluator at install time
         "Pillow",
+        # tools/export_onnx.py and tools/search.py: torch's ONNX exporter (torch.export + ONNX Script)
+        # and ONNX Runtime to check and run the exported model. FAISS is an extra below.
+        "onnx>=1.23",
+        "onnxscript>=0.7",
+        "onnxruntime>=1.32",
     ],
     extras_require={
         # Exactly one FAISS build: CPU everywhere, or the GPU build for CUDA users.

@@ -12,7 +12,8 @@ import re
 
 __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileError", "DatasetNotFoundError",
            "AnnotationError", "UnreadableImageError", "OutputDirError", "CheckpointMismatchError",
-           "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError", "one_line"]
+           "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
+           "EmptyGalleryError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError", "one_line"]
 
 
 class UserInputError(Exception):
@@ -72,6 +73,22 @@ class LowAccuracyError(UserInputError, RuntimeError):
 
 class PretrainedWeightsError(UserInputError, ValueError):
     """ImageNet weights that do not fit the backbone they are loaded into."""
+
+
+class EmptyGalleryError(UserInputError, ValueError):
+    """A gallery folder or list (``tools/search.py --gallery``) that holds no image."""
+
+
+class IndexNotFoundError(UserInputError, FileNotFoundError):
+    """A search index is queried before it was built."""
+
+
+class IndexMismatchError(UserInputError, ValueError):
+    """A search index built by another model, or one whose files cannot be read."""
+
+
+class ModelFileError(UserInputError, ValueError):
+    """A model file that cannot serve here (an ONNX file without the export's metadata, a wrong suffix)."""
 
 
 def one_line(error: BaseException) -> str:

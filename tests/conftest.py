@@ -31,3 +31,54 @@ def datasets_root(tmp_path_factory):
         os.environ.pop("FASTREID_DATASETS", None)
     else:
         os.environ["FASTREID_DATASETS"] = old
+
+
+# The main job's config on tiny SynthVeRi at 32x32, for a model trained a few iterations (export, search).
+DEPLOY_CFG = "configs/SynthVeRi/val_osnet.yml"
+DEPLOY_OPTS = TINY_OPTS + ["INPUT.SIZE_TRAIN", "[32, 32]", "INPUT.SIZE_TEST", "[32, 32]", "SOLVER.IMS_PER_BATCH", "32",
+                           "DATALOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_ITERS", "2", "TEST.RERANK.ENABLED", "False"]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(datasets_root, tmp_path_factory):
+    """OSNet x0.25 trained one epoch (6 iterations) by FastReID's trainer on tiny SynthVeRi.
+
+    Returns (config file, config overrides, checkpoint path, dataset folder).
+    """
+    from fastreid.engine import default_argument_parser
+
+    from fastreid_val.engine import main
+
+    out = str(tmp_path_factory.mktemp("tiny_run"))
+    args = default_argument_parser().parse_args(["--config-file", DEPLOY_CFG, *DEPLOY_OPTS, "OUTPUT_DIR", out,
+                                                 "SOLVER.MAX_EPOCH", "1", "TEST.EVAL_PERIOD", "1", "RUN.SEED", "0",
+                                                 "SOLVER.SCHED", "MultiStepLR", "SOLVER.STEPS", "[10]"])  # cosine needs 2+ epochs
+    main(args)
+    return DEPLOY_CFG, DEPLOY_OPTS, os.path.join(out, "model_final.pth"), ensure_synthveri(datasets_root, TINY)
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(tiny_run, tmp_path_factory):
+    """``tiny_run``'s model exported and checked: (onnx path, check dict, ModelProto)."""
+    from fastreid_val.deploy.export import export_model
+
+    config, opts, weights, data = tiny_run
+    out = str(tmp_path_factory.mktemp("tiny_onnx") / "model.onnx")
+    return export_model(config, weights, out, images=os.path.join(data, "image_query"), num_images=8, opts=opts)
+
+
+def run_tool(name, argv, capsys):
+    """Run ``tools/<name>.py``'s ``main(argv)`` in this process: (exit status, stdout, stderr)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(__file__), "..", "tools", f"{name}.py")
+    spec = importlib.util.spec_from_file_location(f"tool_{name}", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    try:
+        tool.main(list(argv))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    out, err = capsys.readouterr()
+    return code, out, err

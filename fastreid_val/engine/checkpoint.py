@@ -11,7 +11,8 @@ from fastreid.utils.checkpoint import Checkpointer
 
 from ..errors import CheckpointMismatchError, CheckpointNotFoundError
 
-__all__ = ["AtomicCheckpointer", "CheckpointMismatchError", "CheckpointNotFoundError", "check_checkpoint_compatible", "read_checkpoint_model"]
+__all__ = ["AtomicCheckpointer", "CheckpointMismatchError", "CheckpointNotFoundError", "atomic_write",
+           "check_checkpoint_compatible", "check_checkpoint_covers_model", "read_checkpoint_model"]
 
 
 def read_checkpoint_model(path):
@@ -24,11 +25,14 @@ def read_checkpoint_model(path):
     return ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
 
 
-def check_checkpoint_compatible(model, path):
-    """Raise :class:`CheckpointMismatchError` if ``path`` was trained with another C, V or head."""
+def check_checkpoint_compatible(model, path, state=None):
+    """Raise :class:`CheckpointMismatchError` if ``path`` was trained with another C, V or head.
+
+    ``state``: the checkpoint's model state when already read (:func:`read_checkpoint_model`).
+    """
     if not str(path).endswith((".pth", ".pt")):
         return  # other formats (e.g. ImageNet weights for the backbone) are FastReID's business
-    state = read_checkpoint_model(path)
+    state = read_checkpoint_model(path) if state is None else state
     model = getattr(model, "module", model)
     own = model.state_dict()
     # Baseline's ``heads``; MGN's ``b1_head`` ... ``b33_head``.
@@ -42,7 +46,7 @@ def check_checkpoint_compatible(model, path):
             continue
         got, want = tuple(state[key].shape), tuple(tensor.shape)
         head = heads[key.split(".", 1)[0]]
-        if key.endswith(".weight") and key.count(".") == 1 and hasattr(head, "num_viewpoints"):
+        if key.endswith(".weight") and key.count(".") == 1 and hasattr(head, "num_viewpoints") and got[0] != want[0]:
             raise CheckpointMismatchError(
                 f"checkpoint {path} has {got[0]} identity-viewpoint classes but this model has "
                 f"{want[0]} = {head.num_identities} identities x V={head.num_viewpoints}: it was trained with "
@@ -52,6 +56,32 @@ def check_checkpoint_compatible(model, path):
     missing = [k for k in own if head_key(k) and k not in state]
     if missing and any(head_key(k) for k in state):
         raise CheckpointMismatchError(f"checkpoint {path} lacks {missing[:3]}: it was trained with another head.")
+
+
+def check_checkpoint_covers_model(model, path, state, config_hint=""):
+    """For inference: every tensor of ``model`` must come from the checkpoint, with its shape.
+
+    FastReID's ``Checkpointer`` loads what matches and only warns about the rest, so a checkpoint of
+    another backbone would give a randomly initialised model. ``state``: the checkpoint's model
+    state; keys of a multi-GPU run (``module.`` prefix) are compared without the prefix, as the
+    ``Checkpointer`` loads them. ``config_hint`` names the config in the message.
+    """
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    own = getattr(model, "module", model).state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    wrong = [k for k in own if k in state and tuple(getattr(state[k], "shape", ())) != tuple(own[k].shape)]
+    if not (missing or unexpected or wrong):
+        return
+    if not (missing or unexpected):  # same architecture: say which of C, V or the head differs
+        check_checkpoint_compatible(model, path, state)
+    parts = [f"{len(missing)} of the model's tensors are missing (e.g. {missing[0]})" if missing else "",
+             f"{len(unexpected)} are not in the model (e.g. {unexpected[0]})" if unexpected else "",
+             f"{len(wrong)} have another shape (e.g. {wrong[0]}: {tuple(state[wrong[0]].shape)} vs "
+             f"{tuple(own[wrong[0]].shape)})" if wrong else ""]
+    raise CheckpointMismatchError(
+        f"checkpoint {path} does not fit the model of {config_hint or 'this config'}: "
+        f"{'; '.join(p for p in parts if p)}. Give the config the checkpoint was trained with.")
 
 
 class AtomicCheckpointer(Checkpointer):
@@ -78,15 +108,17 @@ class AtomicCheckpointer(Checkpointer):
         basename = f"{name}.pth"
         save_file = os.path.join(self.save_dir, basename)
         self.logger.info("Saving checkpoint to %s", save_file)
-        _atomic_write(save_file, lambda f: torch.save(data, f))
+        atomic_write(save_file, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(basename)
 
     def tag_last_checkpoint(self, last_filename_basename):
-        _atomic_write(os.path.join(self.save_dir, "last_checkpoint"),
-                      lambda f: f.write(last_filename_basename.encode()))
+        atomic_write(os.path.join(self.save_dir, "last_checkpoint"),
+                     lambda f: f.write(last_filename_basename.encode()))
 
 
-def _atomic_write(path, write):
+def atomic_write(path, write):
+    """Write ``path`` whole or not at all: ``write(f)`` fills a temporary file in the same folder,
+    which is synced and renamed into place. A failure (or a kill) leaves the old file as it was."""
     folder = os.path.dirname(path) or "."
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
     try:
@@ -94,8 +126,15 @@ def _atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> the mode open() would have given
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

@@ -74,11 +74,15 @@ def setup(args):
     return cfg
 
 
-def num_classes_from_checkpoint(cfg):
-    """For --eval-only, size the classifier like the checkpoint so it loads without warnings."""
+def num_classes_from_checkpoint(cfg, state=None):
+    """For --eval-only, size the classifier like the checkpoint so it loads without warnings.
+
+    ``state``: the checkpoint's model state when already read. MGN's classifiers are ``b1_head`` ...
+    """
     if cfg.MODEL.HEADS.NUM_CLASSES or not cfg.MODEL.WEIGHTS:
         return
-    weight = read_checkpoint_model(cfg.MODEL.WEIGHTS).get("heads.weight")
+    state = read_checkpoint_model(cfg.MODEL.WEIGHTS) if state is None else state
+    weight = state.get("heads.weight", state.get("b1_head.weight"))
     if weight is not None:
         v = cfg.MODEL.VAL.NUM_VIEWPOINTS if cfg.MODEL.HEADS.NAME == "IdentityViewpointHead" else 1
         cfg.MODEL.HEADS.NUM_CLASSES = weight.shape[0] // v

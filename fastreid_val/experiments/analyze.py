@@ -5,7 +5,8 @@
   model and colour, where the dataset knows them) and other pairs.
 * ``analysis.json``: mean distances, and how often a look-alike pair is closer than a pair of one
   identity across viewpoints (the "intra > inter" failure the paper sets out to fix).
-* ``ranked_lists.png``: a few queries with their top-k gallery images (green: same identity).
+* ``ranked_lists.png``: a few queries with their top-k gallery images (green: same identity);
+  :func:`draw_ranked_lists` also draws the results of ``tools/search.py``.
 """
 import json
 import logging
@@ -18,10 +19,12 @@ from fastreid.evaluation.evaluator import inference_context
 from fastreid.utils.checkpoint import Checkpointer
 from PIL import Image, ImageDraw
 
+from ..engine.checkpoint import atomic_write
+
 logger = logging.getLogger(__name__)
 
 __all__ = ["PAIRS", "extract", "pair_distances", "closer_share", "distance_stats", "plot_distances", "ranked_lists",
-           "analyze", "load_pairs"]
+           "draw_ranked_lists", "analyze", "load_pairs"]
 
 
 @torch.no_grad()
@@ -131,21 +134,49 @@ def ranked_lists(feats, pids, cams, paths, num_query, path, num_queries=6, top_k
     dist = 1.0 - q @ g.T
     rng = np.random.default_rng(seed)
     chosen = rng.choice(num_query, size=min(num_queries, num_query), replace=False)
-    pad = 4
-    canvas = Image.new("RGB", ((top_k + 1) * (thumb + pad) + pad, len(chosen) * (thumb + pad) + pad), "white")
-    draw = ImageDraw.Draw(canvas)
-    for row, qi in enumerate(chosen):
+    rows = []
+    for qi in chosen:
         valid = ~((pids[num_query:] == pids[qi]) & (cams[num_query:] == cams[qi]))  # FastReID's protocol
         order = [j for j in np.argsort(dist[qi]) if valid[j]][:top_k]
-        y = pad + row * (thumb + pad)
-        canvas.paste(Image.open(paths[qi]).convert("RGB").resize((thumb, thumb)), (pad, y))
-        draw.rectangle((pad, y, pad + thumb - 1, y + thumb - 1), outline=(40, 40, 200), width=2)
-        for col, j in enumerate(order, start=1):
+        rows.append((paths[qi], [(paths[num_query + j], bool(pids[num_query + j] == pids[qi]), None) for j in order]))
+    draw_ranked_lists(rows, path, thumb=thumb)
+
+
+QUERY_FRAME, MATCH_FRAME, OTHER_FRAME, UNKNOWN_FRAME = (40, 40, 200), (0, 170, 0), (210, 0, 0), (150, 150, 150)
+
+
+def draw_ranked_lists(rows, path, thumb=64, pad=4):
+    """One row per query: the query (blue frame), then its ranked gallery images.
+
+    Args:
+        rows: ``[(query_path, [(gallery_path, match, caption), ...]), ...]``; ``match`` True (green
+            frame: same identity), False (red) or None (grey: identity unknown); ``caption`` a short
+            text drawn under the image, or None.
+        path: the PNG to write (written whole or not at all).
+    """
+    top_k = max((len(ranked) for _, ranked in rows), default=0)
+    text_h = 12 if any(c for _, ranked in rows for _, _, c in ranked) else 0
+    row_h = thumb + text_h + pad
+    canvas = Image.new("RGB", ((top_k + 1) * (thumb + pad) + pad, len(rows) * row_h + pad), "white")
+    draw = ImageDraw.Draw(canvas)
+    for row, (query, ranked) in enumerate(rows):
+        y = pad + row * row_h
+        canvas.paste(_thumbnail(query, thumb), (pad, y))
+        draw.rectangle((pad, y, pad + thumb - 1, y + thumb - 1), outline=QUERY_FRAME, width=2)
+        if text_h:
+            draw.text((pad + 2, y + thumb), "query", fill=(0, 0, 0))
+        for col, (image, match, caption) in enumerate(ranked, start=1):
             x = pad + col * (thumb + pad)
-            canvas.paste(Image.open(paths[num_query + j]).convert("RGB").resize((thumb, thumb)), (x, y))
-            colour = (0, 170, 0) if pids[num_query + j] == pids[qi] else (210, 0, 0)
+            canvas.paste(_thumbnail(image, thumb), (x, y))
+            colour = UNKNOWN_FRAME if match is None else MATCH_FRAME if match else OTHER_FRAME
             draw.rectangle((x, y, x + thumb - 1, y + thumb - 1), outline=colour, width=3)
-    canvas.save(path)
+            if caption:
+                draw.text((x + 2, y + thumb), caption, fill=(0, 0, 0))
+    atomic_write(path, lambda f: canvas.save(f, format="PNG", optimize=True))
+
+
+def _thumbnail(path, size):
+    return Image.open(path).convert("RGB").resize((size, size))
 
 
 def load_pairs(out_dir):

@@ -1,0 +1,95 @@
+"""Embedders: images -> L2-normalised features, from a PyTorch checkpoint or an exported ONNX file.
+
+Both read and transform images the same way (FastReID's ``read_image`` and test transform, see
+:mod:`fastreid_val.deploy.model`) and carry the same fingerprint for the same weights, so a search
+index built with one can be queried with the other.
+
+Shape legend: N images, d embedding dimension.
+"""
+import json
+import os
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from ..errors import MissingFileError, ModelFileError
+from .images import read_images
+from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing
+
+__all__ = ["Embedder", "TorchEmbedder", "OnnxEmbedder", "open_embedder"]
+
+
+class Embedder:
+    """``embed(paths)`` -> [N, d] float32 unit vectors. Subclasses set ``prep`` (the preprocessing
+    dict), ``dim``, ``fingerprint``, ``description`` and implement ``_forward(images)`` -> [N, d]."""
+
+    prep, dim, fingerprint, description = None, None, None, None
+
+    def embed(self, paths, batch_size=32, progress=False, desc="embedding"):
+        transform = image_transform(self.prep)
+        out = np.zeros((len(paths), self.dim), dtype=np.float32)
+        with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, dynamic_ncols=True) as bar:
+            for start in range(0, len(paths), batch_size):
+                chunk = paths[start:start + batch_size]
+                out[start:start + len(chunk)] = self._forward(read_images(chunk, transform))
+                bar.update(len(chunk))
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def _forward(self, images):
+        raise NotImplementedError
+
+    def identity(self):
+        return {"fingerprint": self.fingerprint, "dim": self.dim, "model": self.description}
+
+
+class TorchEmbedder(Embedder):
+    """A FastReID model from its config and checkpoint, on ``MODEL.DEVICE``."""
+
+    def __init__(self, config_file, weights, opts=(), device=None):
+        cfg = inference_config(config_file, weights, opts, device)
+        self.model = load_model(cfg, config_file=config_file)
+        self.prep = preprocessing(cfg)
+        self.fingerprint = fingerprint(cfg)
+        self.description = f"{weights} ({config_file})"
+        self.device = torch.device(cfg.MODEL.DEVICE)
+        self.dim = int(self._forward(torch.zeros(1, 3, *input_shape(self.prep))).shape[1])
+
+    @torch.no_grad()
+    def _forward(self, images):
+        return self.model(images.to(self.device)).float().cpu().numpy()
+
+
+class OnnxEmbedder(Embedder):
+    """An ONNX file written by ``tools/export_onnx.py``: its metadata gives preprocessing and fingerprint."""
+
+    def __init__(self, path, threads=0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        try:
+            self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        except Exception as e:  # not an ONNX file, or truncated
+            raise ModelFileError(f"{path} is not a readable ONNX model ({type(e).__name__}: "
+                                 f"{str(e).splitlines()[0] if str(e) else ''}): export it with tools/export_onnx.py") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        if "preprocessing" not in meta or "fingerprint" not in meta:
+            raise ModelFileError(f"{path} has no preprocessing metadata: export it with tools/export_onnx.py")
+        self.prep = json.loads(meta["preprocessing"])
+        self.fingerprint = meta["fingerprint"]
+        self.dim = int(meta["embedding_dim"])
+        self.description = f"{path} (exported from {meta.get('source_weights', '?')})"
+        self.input_name = self.session.get_inputs()[0].name
+
+    def _forward(self, images):
+        return self.session.run(None, {self.input_name: images.numpy()})[0]
+
+
+def open_embedder(weights, config_file="", opts=(), device=None):
+    """:class:`OnnxEmbedder` for a ``.onnx`` file, else :class:`TorchEmbedder` (needs ``config_file``)."""
+    if str(weights).lower().endswith(".onnx"):
+        if not os.path.isfile(weights):
+            raise MissingFileError(f"model {weights} does not exist")
+        return OnnxEmbedder(weights)
+    return TorchEmbedder(config_file, weights, opts, device)
