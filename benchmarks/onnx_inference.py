@@ -15,7 +15,7 @@ import torch
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", default="configs/SynthVeRi/val_osnet.yml")
+    p.add_argument("--config-file", default="configs/SynthVeRi/val_mnv2.yml")
     p.add_argument("--weights", help="a checkpoint (default: random weights)")
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--rounds", type=int, default=7)

@@ -56,7 +56,7 @@ def recall_at_10(approx, exact):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config-file", default="configs/SynthVeRi/val_osnet.yml", help="the model whose dimension is used")
+    p.add_argument("--config-file", default="configs/SynthVeRi/val_mnv2.yml", help="the model whose dimension is used")
     p.add_argument("--dim", type=int, help="feature dimension (default: the config's model)")
     p.add_argument("--gallery", type=int, default=100_000)
     p.add_argument("--ids", type=int, default=10_000)

@@ -34,14 +34,15 @@ def datasets_root(tmp_path_factory):
 
 
 # The main job's config on tiny SynthVeRi at 32x32, for a model trained a few iterations (export, search).
-DEPLOY_CFG = "configs/SynthVeRi/val_osnet.yml"
+DEPLOY_CFG = "configs/SynthVeRi/val_mnv2.yml"
 DEPLOY_OPTS = TINY_OPTS + ["INPUT.SIZE_TRAIN", "[32, 32]", "INPUT.SIZE_TEST", "[32, 32]", "SOLVER.IMS_PER_BATCH", "32",
                            "DATALOADER.NUM_WORKERS", "0", "SOLVER.WARMUP_ITERS", "2", "TEST.RERANK.ENABLED", "False"]
 
 
 @pytest.fixture(scope="session")
 def tiny_run(datasets_root, tmp_path_factory):
-    """OSNet x0.25 trained one epoch (6 iterations) by FastReID's trainer on tiny SynthVeRi.
+    """The main job's model (ImageNet MobileNetV2, VAL) trained one epoch (6 iterations) by FastReID's
+    trainer on tiny SynthVeRi.
 
     Returns (config file, config overrides, checkpoint path, dataset folder).
     """

@@ -48,10 +48,10 @@ def test_sub_centers_are_not_in_the_graph(tiny_run, tiny_onnx):
     cfg = inference_config(config, weights, opts, device="cpu")
     model = load_model(cfg)
     classifier = tuple(model.heads.weight.shape)
-    assert classifier == (24 * 2, 128)  # C x V identity-viewpoint sub-centers
+    assert classifier == (24 * 2, 1280)  # C x V identity-viewpoint sub-centers
     shapes = {tuple(t.dims) for t in onnx.load(tiny_onnx[0]).graph.initializer}
     assert classifier not in shapes
-    assert int(_meta(tiny_onnx[2])["embedding_dim"]) == 128
+    assert int(_meta(tiny_onnx[2])["embedding_dim"]) == 1280
 
 
 def test_check_refuses_a_graph_whose_features_differ(tiny_run, tiny_onnx, tmp_path, monkeypatch):
@@ -74,11 +74,11 @@ def test_check_refuses_a_graph_whose_features_differ(tiny_run, tiny_onnx, tmp_pa
 
 
 @pytest.mark.parametrize("config, opts, size", [
-    # stock Baseline + EmbeddingHead (the softmax baseline) on MobileNetV2
-    ("configs/SynthVeRi/baseline_osnet.yml", ["MODEL.BACKBONE.NAME", "build_mobilenetv2_backbone",
-                                              "MODEL.BACKBONE.DEPTH", "1.0x", "MODEL.BACKBONE.FEAT_DIM", "1280"], 64),
+    # stock Baseline + EmbeddingHead (the softmax baseline) on OSNet x0.25, from scratch
+    ("configs/SynthVeRi/softmax_mnv2.yml", ["MODEL.BACKBONE.NAME", "build_osnet_backbone", "MODEL.BACKBONE.DEPTH", "x0_25",
+                                            "MODEL.BACKBONE.FEAT_DIM", "128", "MODEL.BACKBONE.PRETRAIN", "False"], 64),
     ("configs/VeRi/val_r50.yml", ["MODEL.BACKBONE.PRETRAIN", "False"], 256),  # the paper's config, untrained
-], ids=["mobilenetv2", "resnet50"])
+], ids=["osnet", "resnet50"])
 def test_other_backbones_export_and_match(config, opts, size, tmp_path):
     cfg = build_config(os.path.join(ROOT, config), opts + ["MODEL.HEADS.NUM_CLASSES", "8", "MODEL.DEVICE", "cpu"])
     torch.manual_seed(0)

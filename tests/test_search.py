@@ -146,7 +146,7 @@ def test_checkpoint_and_onnx_search_agree(tiny_run, tiny_onnx, tmp_path, capsys)
                                             "--gallery", gallery, "--query", query, "--top-k", "5", "--out", out,
                                             *opts], capsys)
     assert code == 0, err
-    assert "96 images (96 new, 0 changed, 0 removed; exact, 128-d): written" in stdout
+    assert "96 images (96 new, 0 changed, 0 removed; exact, 1280-d): written" in stdout
     first = [line.split() for line in stdout.splitlines() if line.strip().startswith("1 ")][0]
     assert os.path.abspath(first[3]) == query and float(first[1]) < 1e-4
     code, onnx_out, err = run_tool("search", ["--weights", tiny_onnx[0], "--index", index, "--query", query,

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """Export a trained model to ONNX and check it with ONNX Runtime against PyTorch on real images.
 
-    python tools/export_onnx.py --config-file configs/SynthVeRi/val_osnet.yml \\
-        --weights output/synthveri/val_osnet/model_final.pth          # -> output/synthveri/val_osnet/model_final.onnx
+    python tools/export_onnx.py --config-file configs/SynthVeRi/val_mnv2.yml \\
+        --weights output/synthveri/val_mnv2/model_final.pth          # -> output/synthveri/val_mnv2/model_final.onnx
 
 The graph takes ``images`` float32 [batch, 3, H, W], RGB in 0..255, and returns the embedding; the
 preprocessing is written into the file's metadata. The file is written only when ONNX Runtime's

@@ -1,10 +1,10 @@
 #!/usr/bin/env python
 """Index a gallery of images and query it: top-k with cosine distances, a CSV and a ranked-list picture.
 
-    python tools/search.py --config-file configs/SynthVeRi/val_osnet.yml \\
-        --weights output/synthveri/val_osnet/model_final.pth --index output/search/synthveri \\
+    python tools/search.py --config-file configs/SynthVeRi/val_mnv2.yml \\
+        --weights output/synthveri/val_mnv2/model_final.pth --index output/search/synthveri \\
         --gallery datasets/synthveri/image_test --query datasets/synthveri/image_query/0201_c005_00000004_0.jpg
-    python tools/search.py --weights output/synthveri/val_osnet/model_final.onnx --index output/search/synthveri \\
+    python tools/search.py --weights output/synthveri/val_mnv2/model_final.onnx --index output/search/synthveri \\
         --query IMAGE [IMAGE ...]                                     # the exported model needs no config
 
 --gallery (a folder or a list file) builds or updates the index: only new or changed images are
