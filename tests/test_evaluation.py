@@ -72,3 +72,20 @@ def test_pair_kinds_and_closer_share():
     assert stats["look-alike closer than same identity across viewpoints"] == 0.5
     assert stats["other identity closer than same identity across viewpoints"] == 0.0
     assert PAIRS[2] not in pair_distances(feats, np.array([1, 1, 2, 3]), np.array([0, 1, 0, 0]))  # no groups
+
+
+def test_lookalike_share_of_wrong_first_matches():
+    from fastreid_val.evaluation.lookalike import lookalike_metrics
+
+    # 3 queries (identities 1, 2, 3; camera 0); gallery: identity 1 from camera 0 (ignored: same
+    # identity and camera), identity 4 (group of 1), identity 5 (another group), identity 2, identity 3.
+    q_pids, q_cams = np.array([1, 2, 3]), np.array([0, 0, 0])
+    g_pids, g_cams = np.array([1, 4, 5, 2, 3]), np.array([0, 1, 1, 1, 1])
+    groups = {1: "a", 4: "a", 2: "b", 5: "c", 3: "c"}
+    dist = np.array([[0.0, 0.1, 0.5, 0.9, 0.9],   # first kept match: identity 4, a look-alike -> wrong, same group
+                     [0.9, 0.9, 0.2, 0.1, 0.9],   # first match: identity 2 itself -> right
+                     [0.9, 0.3, 0.9, 0.9, 0.4]])  # first match: identity 4, group a (query group c) -> wrong, other group
+    res = lookalike_metrics(dist, q_pids, g_pids, q_cams, g_cams, groups)
+    assert res == {"lookalike-wrong-Rank-1": 50.0, "wrong-Rank-1-queries": 2}
+    with pytest.raises(ValueError, match="without a look-alike group"):
+        lookalike_metrics(dist, q_pids, g_pids, q_cams, g_cams, {1: "a"})

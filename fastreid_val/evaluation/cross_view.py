@@ -15,7 +15,7 @@ The viewpoints are always front / rear (the V=2 mapping of the annotation, see
 """
 import numpy as np
 
-__all__ = ["rank_metrics", "view_masks", "view_metrics"]
+__all__ = ["rank_metrics", "stock_mask", "view_masks", "view_metrics"]
 
 
 def rank_metrics(dist, q_pids, g_pids, keep, max_rank=10, chunk=256):
@@ -54,10 +54,15 @@ def rank_metrics(dist, q_pids, g_pids, keep, max_rank=10, chunk=256):
     return cmc_sum / n, float(np.mean(ap)), float(np.mean(inp)), n
 
 
+def stock_mask(q_pids, g_pids, q_camids, g_camids):
+    """Keep-mask [Q, G] of FastReID's protocol: a gallery image of the query's identity *and* camera is ignored."""
+    return ~((q_pids[:, None] == g_pids[None, :]) & (q_camids[:, None] == g_camids[None, :]))
+
+
 def view_masks(q_pids, g_pids, q_camids, g_camids, q_views, g_views):
     """Keep-masks [Q, G] for the stock, cross-view and same-view protocols."""
     positive = q_pids[:, None] == g_pids[None, :]
-    stock = ~(positive & (q_camids[:, None] == g_camids[None, :]))
+    stock = stock_mask(q_pids, g_pids, q_camids, g_camids)
     known = (q_views[:, None] >= 0) & (g_views[None, :] >= 0)
     same_view = q_views[:, None] == g_views[None, :]
     cross = stock & ~(positive & ~(known & ~same_view))

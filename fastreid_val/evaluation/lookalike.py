@@ -10,6 +10,8 @@ features give the chance level, the share of other identities' images that are l
 """
 import numpy as np
 
+from .cross_view import stock_mask
+
 __all__ = ["lookalike_metrics"]
 
 
@@ -23,8 +25,7 @@ def lookalike_metrics(dist, q_pids, g_pids, q_camids, g_camids, groups):
     missing = sorted({int(p) for p in np.concatenate([q_pids, g_pids])} - set(groups))
     if missing:
         raise ValueError(f"identities without a look-alike group: {missing[:5]}")
-    dist = np.asarray(dist, dtype=np.float64).copy()
-    dist[(q_pids[:, None] == g_pids[None, :]) & (q_camids[:, None] == g_camids[None, :])] = np.inf
+    dist = np.where(stock_mask(q_pids, g_pids, q_camids, g_camids), np.asarray(dist, dtype=np.float64), np.inf)
     first = dist.argmin(axis=1)  # [Q]
     wrong = g_pids[first] != q_pids
     q_groups = np.array([groups[int(p)] for p in q_pids])

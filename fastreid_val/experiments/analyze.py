@@ -20,6 +20,7 @@ from fastreid.utils.checkpoint import Checkpointer
 from PIL import Image, ImageDraw
 
 from ..engine.checkpoint import atomic_write
+from ..evaluation.cross_view import stock_mask
 
 logger = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ def ranked_lists(feats, pids, cams, paths, num_query, path, num_queries=6, top_k
     chosen = rng.choice(num_query, size=min(num_queries, num_query), replace=False)
     rows = []
     for qi in chosen:
-        valid = ~((pids[num_query:] == pids[qi]) & (cams[num_query:] == cams[qi]))  # FastReID's protocol
+        valid = stock_mask(pids[qi:qi + 1], pids[num_query:], cams[qi:qi + 1], cams[num_query:])[0]
         order = [j for j in np.argsort(dist[qi]) if valid[j]][:top_k]
         rows.append((paths[qi], [(paths[num_query + j], bool(pids[num_query + j] == pids[qi]), None) for j in order]))
     draw_ranked_lists(rows, path, thumb=thumb)
