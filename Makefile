@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 FAISS ?= cpu
 STAMP := $(VENV)/.installed-$(FAISS)
 
-.PHONY: install demo test compare bench clean
+.PHONY: install demo test compare compare-explanations bench clean
 
 install: $(STAMP)
 
@@ -29,7 +29,11 @@ test: install
 	$(PY) -m pytest -q tests
 
 compare: install
-	$(PY) tools/compare.py --preset synthveri --seeds 3
+	$(PY) tools/compare.py --preset synthveri --seeds 3 --out output/compare
+
+# Tests of the explanations for where VAL trails Softmax (README, Results); two seeds each.
+compare-explanations: install
+	$(PY) tools/compare.py --preset synthveri-explanations --seeds 2 --out output/compare-explanations
 
 # The ONNX and search benchmarks run one thread per runtime: the 2 cores are shared with other jobs,
 # where spinning thread pools measure those jobs rather than the runtime (README, Export and search).
