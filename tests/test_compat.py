@@ -225,3 +225,28 @@ def test_s12_background_loader_thread_passes_errors_on(monkeypatch, shim):
     else:  # upstream: the consumer waits forever
         assert kind == "hung"
     assert compat._APPLIED
+
+
+def test_s13_restart_train_iterator_applies_a_sampler_change():
+    """FastReID's train loop keeps the iterator it took at construction; after the sampler changes
+    (a resume's skip), only a restarted iterator yields from the new position."""
+    from fastreid.engine.train_loop import SimpleTrainer
+
+    from fastreid_val.compat.engine import restart_train_iterator
+
+    data = list(range(6))
+    start = {"at": 0}
+
+    class Loader:
+        def __iter__(self):
+            return iter(data[start["at"]:])
+
+    class Owner:
+        data_loader = Loader()
+        _trainer = SimpleTrainer(torch.nn.Linear(1, 1), Loader(), torch.optim.SGD([torch.zeros(1)], lr=0.1), None)
+
+    owner = Owner()
+    start["at"] = 4                                        # what a resume's skip does to the sampler
+    assert next(owner._trainer._data_loader_iter) == 0     # upstream: the old iterator ignores it
+    restart_train_iterator(owner)
+    assert next(owner._trainer._data_loader_iter) == 4

@@ -9,7 +9,7 @@ them, except that the CUDA loader's background thread passes errors on instead o
 
 ``apply()`` runs once, from ``fastreid_val/__init__.py``; it is idempotent. The shims live in
 ``imports.py`` (S1, S2), ``data.py`` (S3, S9, S12), ``evaluation.py`` (S4, S5) and ``engine.py``
-(S6, S8, S10, S11); S7 is a config resolution in :func:`fastreid_val.config.resolve_device`.
+(S6, S8, S10, S11, S13); S7 is a config resolution in :func:`fastreid_val.config.resolve_device`.
 
 Shims applied *before* FastReID is imported (module-level names that upstream imports):
 
@@ -52,6 +52,10 @@ Shims applied *after* import (only without CUDA unless said otherwise):
   thread dies without queueing its end marker and the training loop waits in ``queue.get()``
   forever. The error is queued and re-raised in the training loop instead. Applies everywhere (the
   class is used only with CUDA).
+* S13 ``SimpleTrainer.__init__`` (``fastreid/engine/train_loop.py:221``) takes the training data
+  iterator once, before a resumed run knows where to continue, with no public way to restart it:
+  :func:`~fastreid_val.compat.engine.restart_train_iterator` (called by ``ViewpointTrainer`` on
+  resume) starts a new one so the sampler's skip applies. Applies everywhere.
 """
 from .data import CPUDataLoader, _patch_background_generator, _patch_data_loader, _patch_test_loader
 from .engine import (_ddp, _distributed_worker_cpu, _patch_distributed, _patch_metric_printer, _patch_optimizer,

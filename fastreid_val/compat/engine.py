@@ -1,4 +1,4 @@
-"""S6, S8, S10, S11: FastReID's engine (distributed launch, trainer, metric printer, optimizer).
+"""S6, S8, S10, S11, S13: FastReID's engine (distributed launch, trainer, metric printer, optimizer, train iterator).
 
 See :mod:`fastreid_val.compat`.
 """
@@ -102,3 +102,14 @@ def _patch_optimizer():
 
     build_optimizer._fastreid_val_shim = True
     defaults.build_optimizer = build_optimizer
+
+
+def restart_train_iterator(trainer) -> None:
+    """S13: start a new iterator over ``trainer.data_loader`` in the running train loop.
+
+    ``SimpleTrainer.__init__`` (``fastreid/engine/train_loop.py:221``) takes ``iter(data_loader)`` once,
+    before ``resume_or_load`` knows the epoch to resume at, and FastReID has no public way to restart
+    it. A resumed run sets its sampler to skip the images already seen, then needs a fresh iterator
+    for the skip to apply (otherwise the already-prefetched first epoch is replayed).
+    """
+    trainer._trainer._data_loader_iter = iter(trainer.data_loader)

@@ -21,6 +21,7 @@ from fastreid.engine import DefaultTrainer, hooks
 from fastreid.evaluation import inference_on_dataset, print_csv_format
 from fastreid.utils import comm
 
+from ..compat.engine import restart_train_iterator
 from ..data.build import ResumableSampler, build_viewpoint_test_loader, build_viewpoint_train_loader
 from ..evaluation import ViewpointReidEvaluator
 from ..errors import NonFiniteLossError  # re-exported: raised by NonFiniteLossCheck
@@ -125,7 +126,7 @@ class ViewpointTrainer(DefaultTrainer):
         sampler = getattr(getattr(self.data_loader, "batch_sampler", None), "sampler", None)
         if self.start_epoch > 0 and isinstance(sampler, ResumableSampler):
             sampler.skip = self.start_epoch * self.iters_per_epoch * self.data_loader.batch_sampler.batch_size
-            self._trainer._data_loader_iter = iter(self.data_loader)
+            restart_train_iterator(self)
             logger.info("Resumed at epoch %d: the sampler continues after %d images", self.start_epoch, sampler.skip)
 
 
