@@ -11,6 +11,7 @@ import zlib
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from fastreid_val.data.synthveri import ensure_synthveri
 from fastreid_val.deploy import index as index_mod
@@ -158,7 +159,6 @@ def test_checkpoint_and_onnx_search_agree(tiny_run, tiny_onnx, tmp_path, capsys)
         assert float(a[1]) == pytest.approx(float(b[1]), abs=1e-4)
     csv_lines = open(os.path.join(out, "results.csv")).read().splitlines()
     assert csv_lines[0].startswith("query,rank,gallery,distance") and len(csv_lines) == 1 + 5
-    from PIL import Image
 
     assert Image.open(os.path.join(out, "ranked_list.png")).size[0] > 5 * 96
 
@@ -226,8 +226,10 @@ def _bare_onnx(path):
 
 def test_query_before_any_index_exists(tmp_path):
     """A real process: one line, exit status 2, before any model is loaded."""
+    query = tmp_path / "query.png"
+    Image.new("RGB", (8, 8)).save(query)
     proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools/search.py"), "--weights", "model.onnx",
-                           "--index", str(tmp_path / "none"), "--query", os.path.join(ROOT, "docs", "cmc.png")],
+                           "--index", str(tmp_path / "none"), "--query", str(query)],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
