@@ -159,7 +159,6 @@ def test_checkpoint_and_onnx_search_agree(tiny_run, tiny_onnx, tmp_path, capsys)
         assert float(a[1]) == pytest.approx(float(b[1]), abs=1e-4)
     csv_lines = open(os.path.join(out, "results.csv")).read().splitlines()
     assert csv_lines[0].startswith("query,rank,gallery,distance") and len(csv_lines) == 1 + 5
-
     assert Image.open(os.path.join(out, "ranked_list.png")).size[0] > 5 * 96
 
 
