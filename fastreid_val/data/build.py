@@ -40,6 +40,19 @@ class ResumableSampler:
         return itertools.islice(iter(self.sampler), self.skip, None)
 
 
+class StockItems:
+    """A training set as FastReID's samplers see it: ``img_items`` as ``(img_path, pid, camid)``
+    triples with the training labels (integers from 0), in the dataset's order, so that sampled
+    indices index the viewpoint dataset itself."""
+
+    def __init__(self, train_set):
+        self.img_items = [(item[0], train_set.pid_dict[item[1]], train_set.cam_dict[item[2]])
+                          for item in train_set.img_items]
+
+    def __len__(self):
+        return len(self.img_items)
+
+
 # Viewpoints of test images: front and rear, the paper's V=2 partition of the orientation labels.
 EVALUATION_VIEWPOINTS = 2
 
@@ -98,6 +111,16 @@ def flip_settings(cfg, datasets):
     return cfg.INPUT.FLIP.PROB, flip_map
 
 
+def check_sampler(cfg):
+    """Refuse a FastReID sampler that cannot give a batch (instead of waiting for one forever)."""
+    if cfg.DATALOADER.SAMPLER_TRAIN == "SetReWeightSampler":
+        # triplet_sampler.py:128 asserts IMS_PER_BATCH > sum(SET_WEIGHT) x NUM_INSTANCE, but its loop
+        # (triplet_sampler.py:194) yields only batches of exactly that many images: it never yields.
+        raise InvalidConfigError(
+            "DATALOADER.SAMPLER_TRAIN SetReWeightSampler never yields a batch in FastReID 1.4.0 (its batch size "
+            "check contradicts its own assertion): use NaiveIdentitySampler or BalancedIdentitySampler.")
+
+
 def build_viewpoint_train_loader(cfg):
     datasets = []
     items = []
@@ -113,7 +136,11 @@ def build_viewpoint_train_loader(cfg):
     tcfg.INPUT.FLIP.ENABLED = False  # flipped (with its label) by ViewpointCommDataset
     transforms = build_transforms(tcfg, is_train=True)
     train_set = ViewpointCommDataset(items, transforms, relabel=True, flip_prob=flip_prob, flip_map=flip_map)
-    args = fr_build._train_loader_from_config(cfg, train_set=train_set, transforms=transforms)
+    # FastReID's samplers read items as (img_path, pid, camid) triples (BalancedIdentitySampler unpacks
+    # three fields, triplet_sampler.py:90): they are given the items without the viewpoint.
+    check_sampler(cfg)
+    args = fr_build._train_loader_from_config(cfg, train_set=StockItems(train_set), transforms=transforms)
+    args["train_set"] = train_set
     args["sampler"] = ResumableSampler(args["sampler"])
     return fr_build.build_reid_train_loader(**args)
 
