@@ -65,26 +65,30 @@ def resolve_device(cfg):
     return cfg
 
 
-# Backbones that find their ImageNet weights in an installed package (fastreid_val.modeling.pretrained).
+# Backbones that find their ImageNet weights in an installed package (fastreid_val.modeling.pretrained),
+# and those whose weights FastReID downloads (fastreid_val.modeling.imagenet: cache, download, strict check).
 PACKAGED_PRETRAIN_BACKBONES = ("build_mobilenetv2_imagenet_backbone",)
+DOWNLOADED_PRETRAIN_BACKBONES = ("build_resnet_backbone",)
 
 
 def resolve_pretrain(cfg):
-    """ImageNet weights only from a local file or an installed package, never a download.
+    """Check, before any work, that a training run can get the ImageNet weights it asks for.
 
-    With ``PRETRAIN`` on, ``PRETRAIN_PATH`` empty and a backbone that has no packaged weights,
-    FastReID would download them: stop and name the key. Training from scratch is a deliberate
-    ``MODEL.BACKBONE.PRETRAIN False``.
+    Called for training only (evaluation loads a checkpoint and needs none). ``PRETRAIN_PATH`` must
+    exist when given; an empty one is fine for backbones whose weights are packaged or downloaded;
+    for other backbones (whose upstream download needs tools this project does not install) stop and
+    name the key. Training from scratch is a deliberate ``MODEL.BACKBONE.PRETRAIN False``.
     """
     b = cfg.MODEL.BACKBONE
-    if b.PRETRAIN and not b.PRETRAIN_PATH and b.NAME not in PACKAGED_PRETRAIN_BACKBONES:
-        raise InvalidConfigError(
-            f"MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: give a local ImageNet "
-            f"weights file for {b.NAME} (weights are never downloaded), or MODEL.BACKBONE.PRETRAIN False to "
-            "train from scratch.")
-    if b.PRETRAIN and b.PRETRAIN_PATH and not os.path.isfile(b.PRETRAIN_PATH):
+    if not b.PRETRAIN:
+        return cfg
+    if b.PRETRAIN_PATH and not os.path.isfile(b.PRETRAIN_PATH):
         raise MissingFileError(f"MODEL.BACKBONE.PRETRAIN_PATH {b.PRETRAIN_PATH} does not exist: give a local "
                                "ImageNet weights file, or MODEL.BACKBONE.PRETRAIN False to train from scratch.")
+    if not b.PRETRAIN_PATH and b.NAME not in PACKAGED_PRETRAIN_BACKBONES + DOWNLOADED_PRETRAIN_BACKBONES:
+        raise InvalidConfigError(
+            f"MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: give a local ImageNet "
+            f"weights file for {b.NAME}, or MODEL.BACKBONE.PRETRAIN False to train from scratch.")
     return cfg
 
 

@@ -24,7 +24,7 @@ def _train(tmp_path, *opts, env_root=None):
     (["MODEL.BACKBONE.PRETRAIN", "True", "MODEL.BACKBONE.PRETRAIN_PATH", "/nonexistent/r50.pth"],
      "error: MODEL.BACKBONE.PRETRAIN_PATH /nonexistent/r50.pth does not exist"),
     (["MODEL.HEADS.NECK_FEAT", "middle"], "error: MODEL.HEADS.NECK_FEAT"),
-    (["MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.BACKBONE.PRETRAIN_PATH", ""],
+    (["MODEL.BACKBONE.NAME", "build_osnet_backbone", "MODEL.BACKBONE.PRETRAIN_PATH", ""],
      "error: MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty"),
     (["MODEL.HEADS.CLS_LAYER", "CircleSoftmax", "MODEL.HEADS.SCALE", "64", "MODEL.HEADS.MARGIN", "0.35"],
      "error: IdentityViewpointHead .* would ignore MODEL.HEADS.CLS_LAYER 'CircleSoftmax'"),

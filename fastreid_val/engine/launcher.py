@@ -14,6 +14,7 @@ from fastreid.utils.env import seed_all_rng
 
 from ..config import add_val_config, resolve_device, resolve_pretrain, validate_val_config
 from ..errors import ConfigError, MissingFileError, OutputDirError, UserInputError
+from ..modeling.imagenet import resolve_imagenet_weights
 from .checkpoint import check_checkpoint_compatible, read_checkpoint_model
 from .trainer import ViewpointTrainer
 
@@ -55,16 +56,18 @@ def build_config(config_file="", opts=()):
             msg = e.args[0] if e.args else str(e)
             raise ConfigError(f"{source}: {msg}") from None
     resolve_device(cfg)
-    resolve_pretrain(cfg)
     validate_val_config(cfg)
     return cfg
 
 
 def setup(args):
     cfg = build_config(args.config_file, args.opts)
-    if args.eval_only:
+    if args.eval_only:  # the checkpoint holds every weight: no ImageNet file is needed or read
         cfg.MODEL.BACKBONE.PRETRAIN = False
         num_classes_from_checkpoint(cfg)
+    else:
+        resolve_pretrain(cfg)
+        resolve_imagenet_weights(cfg)  # before any other work: found, downloaded or refused in one line
     cfg.freeze()
     if comm.is_main_process():
         check_output_dir(cfg.OUTPUT_DIR)
