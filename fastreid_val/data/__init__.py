@@ -1,6 +1,7 @@
 """Viewpoint-labelled datasets and loaders. Importing this module registers the datasets."""
 from . import vehicleid as _vehicleid  # noqa: F401  (only registration)
 from . import veri as _veri  # noqa: F401  (only registration)
+from . import veriwild as _veriwild  # noqa: F401  (only registration)
 from . import synthveri as _synthveri  # noqa: F401  (only registration)
 from .bases import DatasetNotFoundError, ViewpointDataset
 from .build import build_viewpoint_test_loader, build_viewpoint_train_loader
