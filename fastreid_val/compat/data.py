@@ -1,5 +1,6 @@
 """S3, S9, S12: FastReID's data loaders. See :mod:`fastreid_val.compat`.
 """
+import contextlib
 import functools
 
 import torch
@@ -22,6 +23,24 @@ def _patch_data_loader():
 
     if not torch.cuda.is_available():
         build.DataLoaderX = CPUDataLoader
+
+
+@contextlib.contextmanager
+def loader_for_device(device):
+    """S3 on a machine that has CUDA: FastReID's loader builders (``fastreid/data/build.py:89``, ``:150``)
+    construct ``DataLoaderX``, which moves every batch to the GPU; for a run whose ``MODEL.DEVICE`` is not
+    CUDA, the builders called in this block construct :class:`CPUDataLoader` instead. So the choice
+    follows the configured device, not whether the machine has a GPU."""
+    import fastreid.data.build as build
+
+    if str(device).startswith("cuda"):
+        yield
+        return
+    chosen, build.DataLoaderX = build.DataLoaderX, CPUDataLoader
+    try:
+        yield
+    finally:
+        build.DataLoaderX = chosen
 
 
 def _patch_test_loader():

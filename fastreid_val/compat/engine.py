@@ -2,6 +2,7 @@
 
 See :mod:`fastreid_val.compat`.
 """
+import contextlib
 import functools
 import importlib
 import logging
@@ -40,15 +41,37 @@ def _ddp(model, device_ids=None, **kwargs):
     return DistributedDataParallel(model, device_ids=device_ids, **kwargs)
 
 
+def _launch_module():
+    # ``fastreid.engine`` re-exports the function ``launch`` under the submodule's name.
+    return importlib.import_module("fastreid.engine.launch")
+
+
+_UPSTREAM_WORKER = None
+
+
 def _patch_distributed():
+    global _UPSTREAM_WORKER
     import fastreid.engine.defaults as defaults
 
-    # ``fastreid.engine`` re-exports the function ``launch`` under the submodule's name.
-    launch = importlib.import_module("fastreid.engine.launch")
-
+    launch = _launch_module()
+    if _UPSTREAM_WORKER is None:
+        _UPSTREAM_WORKER = launch._distributed_worker
     if not torch.cuda.is_available():
         launch._distributed_worker = _distributed_worker_cpu
     defaults.DistributedDataParallel = _ddp
+
+
+@contextlib.contextmanager
+def distributed_worker_for(device):
+    """S6 on a machine that has CUDA: processes that ``launch`` starts in this block use gloo without a
+    CUDA device when the configured ``MODEL.DEVICE`` is not CUDA, and upstream's NCCL worker otherwise."""
+    launch = _launch_module()
+    chosen = launch._distributed_worker
+    launch._distributed_worker = _UPSTREAM_WORKER if str(device).startswith("cuda") else _distributed_worker_cpu
+    try:
+        yield
+    finally:
+        launch._distributed_worker = chosen
 
 
 def _patch_output_dir():
@@ -111,5 +134,12 @@ def restart_train_iterator(trainer) -> None:
     before ``resume_or_load`` knows the epoch to resume at, and FastReID has no public way to restart
     it. A resumed run sets its sampler to skip the images already seen, then needs a fresh iterator
     for the skip to apply (otherwise the already-prefetched first epoch is replayed).
+
+    On CUDA the loader is ``DataLoaderX``, whose ``__iter__`` returns the loader itself with a new
+    background thread (``fastreid/data/data_utils.py:150``): the first thread, blocked on its full
+    queue, and its ``NUM_WORKERS`` worker processes would stay for the whole run. It is shut down first.
     """
-    trainer._trainer._data_loader_iter = iter(trainer.data_loader)
+    loader = trainer.data_loader
+    if callable(getattr(loader, "shutdown", None)):
+        loader.shutdown()
+    trainer._trainer._data_loader_iter = iter(loader)

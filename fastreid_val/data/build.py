@@ -13,6 +13,7 @@ from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.data.transforms import build_transforms
 from fastreid.utils import comm
 
+from ..compat.data import loader_for_device
 from ..errors import InvalidConfigError
 
 from .bases import ViewpointDataset
@@ -142,7 +143,8 @@ def build_viewpoint_train_loader(cfg):
     args = fr_build._train_loader_from_config(cfg, train_set=StockItems(train_set), transforms=transforms)
     args["train_set"] = train_set
     args["sampler"] = ResumableSampler(args["sampler"])
-    return fr_build.build_reid_train_loader(**args)
+    with loader_for_device(cfg.MODEL.DEVICE):
+        return fr_build.build_reid_train_loader(**args)
 
 
 def build_viewpoint_test_loader(cfg, dataset_name, **dataset_kwargs):
@@ -157,6 +159,7 @@ def build_viewpoint_test_loader(cfg, dataset_name, **dataset_kwargs):
         data.show_test()
     test_set = ViewpointCommDataset(data.query + data.gallery, build_transforms(cfg, is_train=False), relabel=False)
     test_set.identity_groups = data.identity_groups()
-    loader = fr_build.build_reid_test_loader(test_set=test_set, test_batch_size=cfg.TEST.IMS_PER_BATCH,
-                                             num_query=len(data.query), num_workers=cfg.DATALOADER.NUM_WORKERS)
+    with loader_for_device(cfg.MODEL.DEVICE):
+        loader = fr_build.build_reid_test_loader(test_set=test_set, test_batch_size=cfg.TEST.IMS_PER_BATCH,
+                                                 num_query=len(data.query), num_workers=cfg.DATALOADER.NUM_WORKERS)
     return loader

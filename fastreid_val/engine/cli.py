@@ -10,7 +10,8 @@ import fastreid_val  # noqa: F401  (shims and registration)
 from fastreid.engine import default_argument_parser, launch
 
 from ..errors import UserInputError, one_line
-from .launcher import main
+from ..compat.engine import distributed_worker_for
+from .launcher import build_config, main
 
 __all__ = ["cli"]
 
@@ -18,8 +19,10 @@ __all__ = ["cli"]
 def cli(argv=None):
     args = default_argument_parser().parse_args(argv)
     try:
-        launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
-               dist_url=args.dist_url, args=(args,))
+        # the processes' backend (NCCL on GPUs, gloo otherwise) follows MODEL.DEVICE, not the machine
+        with distributed_worker_for(build_config(args.config_file, args.opts).MODEL.DEVICE):
+            launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,
+                   dist_url=args.dist_url, args=(args,))
     except UserInputError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
