@@ -145,3 +145,41 @@ def test_two_process_gloo_training_keeps_ranks_in_sync(datasets_root, tmp_path):
     r0, r1 = (json.load(open(f"{out}.{r}")) for r in (0, 1))
     assert len(r0["digests"]) == 12 and r0["digests"] == r1["digests"]
     assert r0["results"]["mAP"] > 0 and r1["results"] == {}  # evaluated once, on the main process
+
+
+def _ddp_nan_main(args, out_file):
+    """Runs in each of 2 gloo processes; rank 1 alone gets a NaN loss at its third step."""
+    from fastreid.utils import comm
+
+    from fastreid_val.errors import NonFiniteLossError
+
+    calls = {"n": 0}
+    original = ViewpointBaseline.losses
+
+    def poisoned(self, outputs, gt_labels, gt_viewpoints=None):
+        losses = original(self, outputs, gt_labels, gt_viewpoints)
+        calls["n"] += 1
+        if comm.get_rank() == 1 and calls["n"] == 3:
+            losses["loss_partition"] = losses["loss_partition"] * float("nan")
+        return losses
+
+    ViewpointBaseline.losses = poisoned
+    try:
+        main(args)
+        message = "finished"
+    except NonFiniteLossError as e:
+        message = str(e)
+    with open(f"{out_file}.{comm.get_rank()}", "w") as f:
+        f.write(message)
+
+
+def test_a_nan_on_one_rank_stops_every_rank(datasets_root, tmp_path):
+    # Without the ranks agreeing, rank 1 stops alone and rank 0 waits in DDP's all-reduce (NCCL: until
+    # its timeout; gloo: until the spawner kills it): rank 0 would write no file.
+    args = default_argument_parser().parse_args(
+        ["--config-file", CFG, "--num-gpus", "2", *DETERMINISTIC, "OUTPUT_DIR", str(tmp_path)])
+    out = str(tmp_path / "rank")
+    launch(_ddp_nan_main, 2, num_machines=1, machine_rank=0, dist_url="auto", args=(args, out))
+    r0, r1 = (open(f"{out}.{r}").read() for r in (0, 1))
+    assert r1.startswith("loss term loss_partition=nan at iteration 2 ")
+    assert r0.startswith("a non-finite loss term on another rank at iteration 2 ")

@@ -2,7 +2,9 @@
 import math
 
 import torch
+import torch.distributed as dist
 from fastreid.engine import HookBase
+from fastreid.utils import comm
 
 from ..errors import NonFiniteLossError
 
@@ -41,12 +43,19 @@ class NonFiniteLossCheck(HookBase):
         if not self._armed:
             return
         self._armed = False
-        # One device sync per step for all terms; the names are looked up only when one is bad.
-        if bool(torch.isfinite(torch.stack([v.detach().float() for v in loss_dict.values()])).all()):
+        terms = torch.stack([v.detach().float() for v in loss_dict.values()])
+        bad_here = (~torch.isfinite(terms)).any().to(torch.int32)
+        bad_anywhere = bad_here.clone()
+        if comm.get_world_size() > 1:
+            dist.all_reduce(bad_anywhere, op=dist.ReduceOp.MAX)
+        if not bool(bad_anywhere):  # one device sync per step for all terms and ranks
             return
-        bad = {k: v.item() for k, v in loss_dict.items() if not math.isfinite(v.item())}
         trainer = self.trainer
+        if bool(bad_here):  # the names are looked up only when one is bad
+            bad = {k: v.item() for k, v in loss_dict.items() if not math.isfinite(v.item())}
+            what = f"loss term {', '.join(f'{k}={v}' for k, v in bad.items())}"
+        else:
+            what = "a non-finite loss term on another rank"
         raise NonFiniteLossError(
-            f"loss term {', '.join(f'{k}={v}' for k, v in bad.items())} at iteration {trainer.iter} "
-            f"(epoch {trainer.epoch}); training stopped. The last good checkpoint is kept: "
-            f"{trainer.checkpointer.get_checkpoint_file() or 'none saved yet'}")
+            f"{what} at iteration {trainer.iter} (epoch {trainer.epoch}); training stopped. The last good "
+            f"checkpoint is kept: {trainer.checkpointer.get_checkpoint_file() or 'none saved yet'}")
