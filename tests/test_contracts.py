@@ -57,7 +57,7 @@ def test_reunion_pairs_the_rows_of_one_identity():
 
 def test_losses_returned_by_the_model_equal_the_pure_functions():
     cfg = build_config("configs/SynthVeRi/val_mnv2.yml", ["MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.NUM_CLASSES",
-                                                           "3", "MODEL.DEVICE", "cpu", "MODEL.VAL.REUNION_WEIGHT", "0.7"])
+                                                           "3", "MODEL.DEVICE", "cpu", "MODEL.VAL.REUNION_WEIGHT", "0.7", "RUN.LOG_PERIOD", "1"])
     torch.manual_seed(0)
     model = build_model(cfg).train()
     batch = {"images": torch.rand(4, 3, 32, 32) * 255, "targets": torch.tensor([0, 0, 1, 2]),

@@ -19,47 +19,45 @@ class ViewpointAwareMixin:
     the parent class."""
 
     @configurable
-    def __init__(self, *, val_loss=None, **kwargs):
+    def __init__(self, *, val_loss=None, diagnostics_period=1, **kwargs):
         super().__init__(**kwargs)
         self.val_loss = val_loss if val_loss is not None else ViewpointAwareLoss()
+        self.diagnostics_period = diagnostics_period
 
     @classmethod
     def from_config(cls, cfg):
         args = super().from_config(cfg)
         args["val_loss"] = ViewpointAwareLoss(cfg)
+        args["diagnostics_period"] = cfg.RUN.LOG_PERIOD  # when the writers write (PeriodicWriter)
         return args
 
     def batch_labels(self, batched_inputs):
         """``targets`` and ``viewpoints`` [N] of a training batch. A PreciseBN batch (negative targets:
-        no labels) gets targets 0, as in upstream's ``forward``, and unknown viewpoints."""
+        no labels) gets targets 0, as in upstream's ``forward``, and unknown viewpoints. Computed on the
+        device, without reading it back (upstream's ``targets.sum() < 0`` is a host read per step)."""
         assert "targets" in batched_inputs, "Identity annotations are missing in training!"
         targets = batched_inputs["targets"]
-        unlabelled = bool(targets.sum() < 0)
-        viewpoints = self.batch_viewpoints(batched_inputs, targets.device, unlabelled)
-        if unlabelled:
-            targets.zero_()
-        return targets, viewpoints
+        viewpoints = self.batch_viewpoints(batched_inputs, targets.device)
+        return targets.clamp_min(0), viewpoints
 
     @staticmethod
-    def batch_viewpoints(batched_inputs, device, unlabelled=None):
+    def batch_viewpoints(batched_inputs, device):
         """``viewpoints`` [N] of a training batch on ``device``: -1 (unknown) where the batch has none,
-        and everywhere when its targets are negative (FastReID's PreciseBN convention for "no labels";
-        pass ``unlabelled`` when already known, to spare a device sync)."""
-        targets = batched_inputs["targets"]
+        and for samples whose target is negative (FastReID's PreciseBN convention for "no labels")."""
+        targets = batched_inputs["targets"].to(device)
         viewpoints = batched_inputs.get("viewpoints")
-        if unlabelled is None:
-            unlabelled = bool(targets.sum() < 0)
-        if viewpoints is None or unlabelled:
+        if viewpoints is None:
             return torch.full(targets.shape, -1, dtype=torch.long, device=device)
-        return viewpoints.to(device)
+        return torch.where(targets < 0, -1, viewpoints.to(device))
 
     def viewpoint_aware_losses(self, branch_outputs, identities, viewpoints):
-        """``self.val_loss`` on the heads' outputs; also logs ``viewpoint_accuracy`` and
-        ``subcenter_cosine`` of the first one."""
+        """``self.val_loss`` on the heads' outputs; every ``diagnostics_period`` iterations (when the
+        writers write) also logs ``viewpoint_accuracy`` and ``subcenter_cosine`` of the first one."""
         losses = self.val_loss(branch_outputs, identities, viewpoints)
-        if viewpoints is not None:
-            log_viewpoint_accuracy(branch_outputs[0]["cosine"], identities, viewpoints)
-        log_subcenter_cosine(branch_outputs[0]["unit_centers"])
+        storage = _storage()
+        if storage is not None and (storage.iter + 1) % self.diagnostics_period == 0:
+            log_viewpoint_accuracy(storage, branch_outputs[0]["cosine"], identities, viewpoints)
+            log_subcenter_cosine(storage, branch_outputs[0]["unit_centers"])
         return losses
 
 
@@ -89,25 +87,29 @@ class ViewpointBaseline(ViewpointAwareMixin, Baseline):
         return loss_dict
 
 
-def log_viewpoint_accuracy(cosine, identities, viewpoints):
-    """Share of labelled samples whose nearest own-identity sub-center is their viewpoint.
+def _storage():
+    try:
+        return get_event_storage()
+    except AssertionError:  # called outside a trainer (no event storage)
+        return None
+
+
+@torch.no_grad()
+def log_viewpoint_accuracy(storage, cosine, identities, viewpoints):
+    """Share of labelled samples whose nearest own-identity sub-center is their viewpoint (one host read).
 
     Args:
         cosine: [N, C, V]; identities: [N] int64; viewpoints: [N] int64, -1 = unknown (not counted).
     """
     labelled = viewpoints >= 0
-    if not bool(labelled.any()):
-        return
     predicted = assign_viewpoints(cosine, identities, torch.full_like(viewpoints, -1))
-    acc = (predicted[labelled] == viewpoints[labelled]).float().mean()
-    try:
-        get_event_storage().put_scalar("viewpoint_accuracy", acc.item())
-    except AssertionError:  # called outside a trainer (no event storage)
-        pass
+    correct, count = torch.stack([((predicted == viewpoints) & labelled).sum(), labelled.sum()]).tolist()
+    if count:
+        storage.put_scalar("viewpoint_accuracy", correct / count)
 
 
 @torch.no_grad()
-def log_subcenter_cosine(unit_centers):
+def log_subcenter_cosine(storage, unit_centers):
     """Mean cosine between the V sub-centers of an identity, over identities: 1 when merged (what the
     reunion loss asks), lower as the partition keeps them apart. Logged whatever λ is.
 
@@ -115,9 +117,5 @@ def log_subcenter_cosine(unit_centers):
         unit_centers: [C, V, d] L2-normalised sub-centers.
     """
     if unit_centers.shape[1] < 2:
-        return
-    try:
-        storage = get_event_storage()
-    except AssertionError:  # called outside a trainer (no event storage)
         return
     storage.put_scalar("subcenter_cosine", -reunion_loss(unit_centers, "mean", normalized=True).item())
