@@ -229,7 +229,16 @@ def test_vehicleid_protocol_averages_seeded_splits(tmp_path, monkeypatch):
     cfg = _cfg(*base, "DATASETS.SPLITS.NUM", "3")
     torch.manual_seed(0)
     model = ViewpointTrainer.build_model(cfg)
+    from fastreid_val.data.vehicleid import SmallVehicleIDViewpoint
+
+    built, forwards = [], []
+    init = SmallVehicleIDViewpoint.__init__
+    monkeypatch.setattr(SmallVehicleIDViewpoint, "__init__", lambda self, *a, **k: built.append(1) or init(self, *a, **k))
+    handle = model.register_forward_hook(lambda *_: forwards.append(1))
     mean = ViewpointTrainer.test(cfg, model)
+    handle.remove()
+    # 15 test images (5 identities x 3), batch 8: one extraction is 2 batches, for the 3 splits together
+    assert len(built) == 1 and len(forwards) == 2, (len(built), len(forwards))
     singles = [ViewpointTrainer.test(_cfg(*base, "DATASETS.SPLITS.SEED", str(k)), model) for k in range(3)]
     assert mean["mAP"] == pytest.approx(sum(s["mAP"] for s in singles) / 3, abs=1e-4)
     assert len({round(float(s["mAP"]), 4) for s in singles}) > 1  # the splits differ

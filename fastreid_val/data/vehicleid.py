@@ -75,6 +75,7 @@ class VehicleIDViewpoint(ViewpointDataset):
     dataset_dir = "vehicleid"
     dataset_name = "vehicleid"
     test_size = 13164
+    resplit = staticmethod(split_query_gallery)  # another seeded query/gallery split of the test items
     layout_help = ("vehicleid/image/<imgid>.jpg, vehicleid/train_test_split/{train_list,test_list_N}.txt "
                    "and vehicleid/viewpoints.txt")
 

@@ -17,6 +17,7 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
+from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.engine import DefaultTrainer, hooks
 from fastreid.evaluation import inference_on_dataset, print_csv_format
 from fastreid.utils import comm
@@ -24,6 +25,7 @@ from fastreid.utils import comm
 from ..compat.engine import restart_train_iterator
 from ..data.build import ResumableSampler, build_viewpoint_test_loader, build_viewpoint_train_loader
 from ..evaluation import ViewpointReidEvaluator
+from ..evaluation.splits import evaluate_further_splits
 from ..errors import NonFiniteLossError  # re-exported: raised by NonFiniteLossCheck
 from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible
 from .hooks import NonFiniteLossCheck
@@ -62,28 +64,26 @@ class ViewpointTrainer(DefaultTrainer):
         """FastReID's test over ``DATASETS.TESTS``, keeping every test set's metrics and CMC.
 
         With ``DATASETS.SPLITS.NUM`` > 1 (VehicleID protocol) each test set is evaluated on that many
-        seeded query/gallery splits (``SPLITS.SEED``, ``SPLITS.SEED + 1``, ...) and reports
+        seeded query/gallery splits (``SPLITS.SEED``, ``SPLITS.SEED + 1``, ...), all from one feature
+        extraction (:mod:`fastreid_val.evaluation.splits`), and reports
         their mean, with the sample standard deviation as ``<metric>-std``. Returns
         ``{test set: metrics}``, or the metrics alone for one test set (as FastReID); the CMC of each
         test set (mean over splits) goes to ``<OUTPUT_DIR>/cmc.json``.
         """
         results, cmcs = OrderedDict(), {}
-        n = cfg.DATASETS.SPLITS.NUM
+        n, seed = cfg.DATASETS.SPLITS.NUM, cfg.DATASETS.SPLITS.SEED
         for dataset_name in cfg.DATASETS.TESTS:
-            runs, curves = [], []
-            for k in range(n):
-                split_cfg = cfg
-                if n > 1:
-                    split_cfg = cfg.clone()
-                    split_cfg.defrost()
-                    split_cfg.DATASETS.SPLITS.SEED = cfg.DATASETS.SPLITS.SEED + k
-                    split_cfg.freeze()
-                    logger.info("%s: query/gallery split %d of %d (seed %d)", dataset_name, k + 1, n,
-                                split_cfg.DATASETS.SPLITS.SEED)
-                data_loader, evaluator = cls.build_evaluator(split_cfg, dataset_name)
-                runs.append(inference_on_dataset(model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED))
-                if comm.is_main_process():
-                    curves.append(evaluator.cmc())
+            data_loader, evaluator = cls.build_evaluator(cfg, dataset_name)
+            if n > 1:
+                logger.info("%s: %d query/gallery splits (seeds %d..%d) from one feature extraction", dataset_name,
+                            n, seed, seed + n - 1)
+            runs = [inference_on_dataset(model, data_loader, evaluator, flip_test=cfg.TEST.FLIP.ENABLED)]
+            curves = [evaluator.cmc()] if comm.is_main_process() else []
+            if n > 1:
+                further = evaluate_further_splits(cfg, evaluator, data_loader.dataset, DATASET_REGISTRY.get(dataset_name),
+                                                  dataset_name, range(seed + 1, seed + n))
+                runs += [r for r, _ in further]
+                curves += [e.cmc() for _, e in further] if comm.is_main_process() else []
             if not comm.is_main_process():
                 continue
             results[dataset_name] = summarise_splits(runs)
