@@ -45,6 +45,12 @@ class LabellerSettings:
     holdout: float = 0.2
     seed: int = 0
     weights: str = ""  # FastReID checkpoint (backbone.* keys) or ImageNet ResNet state dict
+    device: str = "cuda"  # where the labeller trains and labels; a machine without CUDA uses the CPU
+
+    def __post_init__(self):
+        if str(self.device).startswith("cuda") and not torch.cuda.is_available():
+            logger.info("labeller device %s: no CUDA device is present, labelling on cpu.", self.device)
+            self.device = "cpu"
 
 
 def _text_lines(path: str) -> List[str]:
@@ -149,13 +155,14 @@ def train_labeller(rows: List[Tuple[str, int]], s: LabellerSettings):
         train_idx += idx[k:].tolist()
     x = _load([p for p, _ in rows], s.size)
     y = torch.as_tensor(labels)
-    model = _Classifier(s)
+    model = _Classifier(s).to(s.device)
+    y = y.to(s.device)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr, weight_decay=5e-4)
     train_idx = np.array(train_idx)
     for epoch in range(s.epochs):
         model.train()
         for b in np.array_split(rng.permutation(train_idx), max(1, len(train_idx) // s.batch_size)):
-            xb = x[b]
+            xb = x[b].to(s.device, non_blocking=True)
             if rng.random() < 0.5 and s.num_viewpoints <= 4:  # front/rear is flip-invariant
                 xb = xb.flip(3)
             loss = F.cross_entropy(model(xb), y[b])
@@ -164,15 +171,16 @@ def train_labeller(rows: List[Tuple[str, int]], s: LabellerSettings):
             opt.step()
     model.eval()
     with torch.no_grad():
-        acc = (model(x[test_idx]).argmax(1) == y[test_idx]).float().mean().item()
+        acc = (model(x[test_idx].to(s.device)).argmax(1) == y[test_idx]).float().mean().item()
     return model, acc
 
 
 @torch.no_grad()
 def label_images(model, paths: Sequence[str], s: LabellerSettings, batch: int = 64):
     out = []
+    device = next(model.parameters()).device
     for i in range(0, len(paths), batch):
-        prob = model(_load(paths[i:i + batch], s.size)).softmax(1)
+        prob = model(_load(paths[i:i + batch], s.size).to(device)).softmax(1)
         conf, pred = prob.max(1)
         out += list(zip(paths[i:i + batch], pred.tolist(), conf.tolist()))
     return out

@@ -100,3 +100,25 @@ def test_bad_inputs_are_refused_before_training(hand_labels, tmp_path, case, mes
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
     assert message in proc.stderr.strip().splitlines()[-1]
     assert "held-out accuracy" not in proc.stderr + proc.stdout  # refused before any training
+
+
+def test_the_labeller_runs_on_the_configured_device(hand_labels, monkeypatch):
+    import torch
+
+    from fastreid_val import labeller
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert labeller.LabellerSettings(device="cuda:1").device == "cuda:1"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert labeller.LabellerSettings(device="cuda").device == "cpu"  # no CUDA here: the CPU
+    # the model and every batch go to the settings' device (recorded: this machine has only the CPU)
+    moved = []
+    to = torch.Tensor.to
+    monkeypatch.setattr(torch.Tensor, "to", lambda self, *a, **k: moved.append(str(a[0])) or to(self, *a, **k))
+    d, _ = hand_labels
+    rows = labeller.read_labelled_csv(str(d / "hand.csv"))[:12]
+    s = labeller.LabellerSettings(size=(48, 48), epochs=1, device="cpu")
+    model, _ = labeller.train_labeller(rows, s)
+    assert next(model.parameters()).device.type == "cpu" and moved and set(moved) == {"cpu"}
+    labeller.label_images(model, [p for p, _ in rows], s, batch=4)
+    assert moved.count("cpu") >= 3 + 3  # training batches and the 3 labelling batches

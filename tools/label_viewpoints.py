@@ -34,10 +34,11 @@ def main(argv=None):
     p.add_argument("--min-accuracy", type=float, default=0.9)
     p.add_argument("--force", action="store_true", help="write labels even below --min-accuracy")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cuda", help="cuda, cuda:N or cpu (a machine without CUDA uses the cpu)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     s = LabellerSettings(backbone=a.backbone, depth=a.depth, size=tuple(a.size), epochs=a.epochs, holdout=a.holdout, seed=a.seed,
-                         weights=a.weights)
+                         weights=a.weights, device=a.device)
     try:
         acc = run(a.labelled, a.images, a.output, s, a.min_accuracy, a.force, a.image_root, a.ext)
     except UserInputError as e:
