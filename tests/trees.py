@@ -108,14 +108,24 @@ def user_trees(root):
 
 
 def imagenet_file(path, depth="50x", with_ibn=False, seed=0):
-    """A file in the layout of FastReID's ImageNet ResNet weights (random values): the backbone's tensors
-    and the 1000-class classifier ``fc``, as torchvision and IBN-Net publish them."""
+    """A file in the layout of FastReID's ImageNet ResNet weights (random weights, measured BatchNorm
+    statistics): the backbone's tensors and the 1000-class classifier ``fc``, as torchvision and
+    IBN-Net publish them."""
     from fastreid.modeling.backbones.resnet import ResNet, Bottleneck, BasicBlock
 
     torch.manual_seed(seed)
     layers = {"18x": [2, 2, 2, 2], "34x": [3, 4, 6, 3], "50x": [3, 4, 6, 3]}[depth]
     block = BasicBlock if depth in ("18x", "34x") else Bottleneck
     model = ResNet(1, "BN", with_ibn, False, False, block, layers, [0, 0, 0, 0])
+    # running statistics measured on random images, as a trained file has them: with the initial ones
+    # (mean 0, variance 1) a few fine-tuning steps leave eval-mode activations growing through the layers
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = None  # cumulative average
+    with torch.no_grad():
+        model.train()
+        for _ in range(2):
+            model(torch.randn(8, 3, 64, 64))
     state = {k: v for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
     state["fc.weight"] = torch.randn(1000, 512 * block.expansion)
     state["fc.bias"] = torch.zeros(1000)

@@ -1,0 +1,139 @@
+"""The user's path on CPU: every config in configs/ trains a few iterations with FastReID's trainer on a
+tiny tree in its dataset's published layout (VeRi-776, VehicleID, VERI-Wild, SynthVeRi), with ImageNet
+weights from FastReID's cache (files of the right layout that the test writes there).
+
+The configs run as users run them; the overrides only make the run tiny: input size, batch (two
+identities of NUM_INSTANCE images), epochs, checkpoint and evaluation periods, and a backbone freeze
+of one iteration (so that both the freeze and the release run). Optimizer, learning rate, warm-up,
+schedule, losses and sampler stay the config's: a few iterations stay in the warm-up, as a run's first
+iterations do.
+"""
+import glob
+import os
+import sys
+
+import pytest
+
+from fastreid.engine import default_argument_parser
+from fastreid_val.engine import build_config, main
+
+from .conftest import TINY_OPTS
+from .trees import fill_imagenet_cache, user_trees
+
+ROOT = os.path.join(os.path.dirname(__file__), "..")
+CONFIGS = sorted(os.path.relpath(p, ROOT) for p in glob.glob(os.path.join(ROOT, "configs", "*", "*.yml")))
+
+
+def tiny_opts(config, input_size=48):
+    """Overrides that make ``config`` a run of a few iterations on the tiny trees."""
+    cfg = build_config(config)
+    instances = cfg.DATALOADER.NUM_INSTANCE
+    opts = ["INPUT.SIZE_TRAIN", f"[{input_size}, {input_size}]", "INPUT.SIZE_TEST", f"[{input_size}, {input_size}]",
+            "SOLVER.IMS_PER_BATCH", str(2 * instances), "DATALOADER.NUM_WORKERS", "0", "TEST.IMS_PER_BATCH", "16",
+            "SOLVER.MAX_EPOCH", "2", "SOLVER.FREEZE_ITERS", str(min(cfg.SOLVER.FREEZE_ITERS, 1)), "SOLVER.CHECKPOINT_PERIOD", "1",
+            "TEST.EVAL_PERIOD", "2", "TEST.RERANK.ENABLED", "False", "RUN.LOG_PERIOD", "1"]
+    if "SynthVeRi" in cfg.DATASETS.NAMES:
+        opts += TINY_OPTS
+    return opts
+
+
+@pytest.fixture(scope="module")
+def user_env(tmp_path_factory):
+    """``$FASTREID_DATASETS`` with the three trees (SynthVeRi is generated there on first use) and
+    ``$TORCH_HOME`` with the ImageNet files."""
+    root = str(tmp_path_factory.mktemp("user_datasets"))
+    user_trees(root)
+    torch_home = str(tmp_path_factory.mktemp("torch_home"))
+    fill_imagenet_cache(torch_home)
+    saved = {k: os.environ.get(k) for k in ("FASTREID_DATASETS", "TORCH_HOME")}
+    os.environ.update(FASTREID_DATASETS=root, TORCH_HOME=torch_home)
+    yield root, torch_home
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def _run(config, out, *extra, eval_only=False, resume=False):
+    argv = ["--config-file", os.path.join(ROOT, config)] + (["--eval-only"] if eval_only else []) \
+        + (["--resume"] if resume else [])
+    args = default_argument_parser().parse_args(argv + tiny_opts(config) + ["OUTPUT_DIR", str(out), *extra])
+    return main(args)
+
+
+def _metrics(results):
+    """The metrics of each test set (one test set: FastReID returns its metrics alone)."""
+    return results if all(isinstance(v, dict) for v in results.values()) else {"": results}
+
+
+@pytest.mark.parametrize("config", CONFIGS)
+def test_every_config_trains_and_evaluates(user_env, tmp_path, config):
+    results = _run(config, tmp_path)
+    for name, metrics in _metrics(results).items():
+        assert 0.0 <= metrics["mAP"] <= 100.0 and 0.0 <= metrics["Rank-1"] <= 100.0, (name, metrics)
+    assert os.path.isfile(tmp_path / "model_final.pth")
+
+
+# The paper's config and each meta-architecture family: BoT-style and SBS ViewpointBaseline, ViewpointMGN.
+FAMILIES = ["configs/VeRi/val_r50.yml", "configs/VeRi/sbs_R50-ibn_val.yml", "configs/VeRi/mgn_R50-ibn_val.yml"]
+
+
+def _train_cmd(config, out, *extra, resume=False):
+    return [sys.executable, os.path.join(ROOT, "tools/train_net.py"), "--config-file", os.path.join(ROOT, config),
+            *(["--resume"] if resume else []), *tiny_opts(config), "OUTPUT_DIR", str(out), *extra]
+
+
+@pytest.mark.parametrize("config", FAMILIES)
+def test_family_rerank_kill_resume_eval_only_export(user_env, tmp_path, config):
+    import json
+    import signal
+    import subprocess
+    import time
+
+    import torch
+
+    root, torch_home = user_env
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    out = tmp_path / "run"
+    # 1. train, evaluating with re-ranking; killed (SIGKILL) after its first checkpoint
+    long = ["SOLVER.MAX_EPOCH", "40", "TEST.EVAL_PERIOD", "40", "TEST.RERANK.ENABLED", "True"]
+    proc = subprocess.Popen(_train_cmd(config, out, *long), env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    tag, deadline = out / "last_checkpoint", time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (tag.exists() and tag.read_text().strip()):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, err[-3000:]
+    state = torch.load(out / tag.read_text().strip(), map_location="cpu", weights_only=False)
+    killed_at = state["epoch"]
+    cached = os.path.join(torch_home, "checkpoints", "resnet50_ibn_a-d9d0bb7b.pth" if "ibn" in config
+                          else "resnet50-19c8e357.pth")
+    assert yaml_value(out / "config.yaml", "PRETRAIN_PATH") == cached  # the ImageNet file came from the cache
+    # 2. --resume: continues after the checkpoint's epoch and evaluates with re-ranking at the end
+    proc = subprocess.run(_train_cmd(config, out, "SOLVER.MAX_EPOCH", str(killed_at + 3), "TEST.EVAL_PERIOD", "40",
+                                     "TEST.RERANK.ENABLED", "True", resume=True),
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"Starting training from epoch {killed_at + 1}\n" in (out / "log.txt").read_text()
+    resumed = json.load(open(out / "results.json"))["metrics"]["VeRiViewpoint"]
+    assert 0 <= resumed["mAP"] <= 100 and "xview-mAP" in resumed
+    # 3. --eval-only from the checkpoint: no ImageNet file is needed, the same metrics come back
+    final = str(out / "model_final.pth")
+    metrics = _run(config, tmp_path / "eval", "MODEL.WEIGHTS", final, "TEST.RERANK.ENABLED", "True",
+                   "MODEL.BACKBONE.PRETRAIN_PATH", "/moved/away.pth", eval_only=True)
+    assert metrics["mAP"] == pytest.approx(resumed["mAP"], abs=1e-4)
+    # 4. tools/export_onnx.py on that checkpoint
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools/export_onnx.py"), "--config-file",
+                           os.path.join(ROOT, config), "--weights", final, "--num-images", "4",
+                           *tiny_opts(config)[:4]], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert os.path.getsize(str(out / "model_final.onnx")) > 1_000_000
+
+
+def yaml_value(path, key):
+    import yaml
+
+    cfg = yaml.safe_load(open(path))
+    return cfg["MODEL"]["BACKBONE"][key]
