@@ -18,7 +18,7 @@ CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yml
 def test_every_config_the_tools_readme_and_docs_name_exists():
     import re
 
-    from fastreid_val.engine.demo import DEMO_CONFIGS
+    from fastreid_val.experiments.demo import DEMO_CONFIGS
     from fastreid_val.experiments.compare import PRESETS
 
     docs = [os.path.join(ROOT, "README.md")] + glob.glob(os.path.join(ROOT, "docs", "*.md"))

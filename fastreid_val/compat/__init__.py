@@ -62,6 +62,7 @@ from .engine import (_ddp, _distributed_worker_cpu, _patch_distributed, _patch_m
                      _patch_output_dir)
 from .evaluation import _patch_evaluator, build_dist, faiss_has_gpu, rank_cylib_available
 from .imports import apply_pre_import_shims
+from .noise import filter_upstream_noise
 
 __all__ = ["apply", "apply_pre_import_shims", "build_dist", "faiss_has_gpu", "rank_cylib_available", "CPUDataLoader"]
 
@@ -74,6 +75,7 @@ def apply() -> None:
     if _APPLIED:
         return
     apply_pre_import_shims()
+    filter_upstream_noise()
     _patch_data_loader()
     _patch_evaluator()
     _patch_distributed()

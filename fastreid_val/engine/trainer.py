@@ -6,7 +6,8 @@ What it changes, and nothing else (the loop, hooks, scheduler and writers are Fa
 * a resumed run continues the identity sampler's stream where the checkpoint left it, so with
   deterministic settings an interrupted-and-resumed run equals an uninterrupted one;
 * a non-finite loss stops training with the iteration and the loss term named (:class:`NonFiniteLossCheck`);
-* the console/JSON/TensorBoard write period is ``RUN.LOG_PERIOD``;
+* the console/JSON/TensorBoard write period is ``RUN.LOG_PERIOD``, each iteration written once, and
+  ``RUN.PROGRESS_FILE`` receives the progress the demo's console shows;
 * ``RUN.CHANNELS_LAST`` puts the model in channels-last memory format;
 * every test set's metrics are kept, with the spread over VehicleID's query/gallery splits.
 """
@@ -27,6 +28,7 @@ from ..evaluation import ViewpointReidEvaluator
 from ..errors import NonFiniteLossError  # re-exported: raised by NonFiniteLossCheck
 from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible
 from .hooks import NonFiniteLossCheck
+from .writers import PeriodicWriter, ProgressWriter
 
 logger = logging.getLogger(__name__)
 
@@ -105,16 +107,20 @@ class ViewpointTrainer(DefaultTrainer):
         before it calls this method: the atomic checkpointer takes its place here, over the same model,
         folder and checkpointables, so that upstream's ``PeriodicCheckpointer`` and ``resume_or_load``
         use it. Upstream's ``PeriodicWriter`` has a fixed period of 200 (defaults.py:313); it is rebuilt
-        with ``RUN.LOG_PERIOD`` around the writers :meth:`build_writers` made for it.
+        with ``RUN.LOG_PERIOD`` around the writers :meth:`build_writers` made for it, as our
+        :class:`~fastreid_val.engine.writers.PeriodicWriter`, which writes each iteration once.
         """
         self.checkpointer = AtomicCheckpointer.replacing(self.checkpointer)
         ret = [NonFiniteLossCheck(), *super().build_hooks()]
-        return [hooks.PeriodicWriter(self._writers, self.cfg.RUN.LOG_PERIOD) if isinstance(h, hooks.PeriodicWriter)
+        return [PeriodicWriter(self._writers, self.cfg.RUN.LOG_PERIOD) if isinstance(h, hooks.PeriodicWriter)
                 else h for h in ret]
 
     def build_writers(self):
-        """FastReID's writers, kept for :meth:`build_hooks`."""
+        """FastReID's writers, and the progress file when ``RUN.PROGRESS_FILE`` names one; kept for
+        :meth:`build_hooks`."""
         self._writers = super().build_writers()
+        if self.cfg.RUN.PROGRESS_FILE:
+            self._writers.append(ProgressWriter(self.cfg.RUN.PROGRESS_FILE, self.max_iter))
         return self._writers
 
     def resume_or_load(self, resume=True):
