@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from fastreid.engine import DefaultTrainer, hooks
 from fastreid.evaluation import inference_on_dataset, print_csv_format
+from fastreid.solver import build_optimizer
 from fastreid.utils import comm
 
 from ..compat.engine import restart_train_iterator
@@ -134,6 +135,30 @@ class ViewpointTrainer(DefaultTrainer):
             sampler.skip = self.start_epoch * self.iters_per_epoch * self.data_loader.batch_sampler.batch_size
             restart_train_iterator(self)
             logger.info("Resumed at epoch %d: the sampler continues after %d images", self.start_epoch, sampler.skip)
+
+    # Repairs of FastReID 1.4.0 that are ordinary overrides (see fastreid_val/compat/__init__.py): they
+    # apply to this trainer only, not to FastReID's DefaultTrainer elsewhere in the process.
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """S11: FastReID's optimizer without its contiguous parameter buffer.
+
+        ``DefaultTrainer.build_optimizer`` (fastreid/engine/defaults.py:380) calls
+        ``build_optimizer(cfg, model)``, whose default ``contiguous=True`` (fastreid/solver/build.py:180)
+        moves the parameters into one flat buffer. ``SimpleTrainer.run_step`` calls
+        ``optimizer.zero_grad()``, which sets gradients to ``None`` since torch 2.0: new gradient
+        tensors are allocated, the buffer's gradient stays zero and no parameter is ever updated
+        (silently). The parameters stay separate here.
+        """
+        return build_optimizer(cfg, model, contiguous=False)
+
+    @staticmethod
+    def auto_scale_hyperparams(cfg, num_classes):
+        """S8: ``DefaultTrainer.auto_scale_hyperparams`` (fastreid/engine/defaults.py:458) writes
+        ``OUTPUT_DIR/config.yaml`` without creating ``OUTPUT_DIR``; it is created first."""
+        if cfg.OUTPUT_DIR:
+            os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        return DefaultTrainer.auto_scale_hyperparams(cfg, num_classes)
 
 
 def summarise_splits(runs):
