@@ -73,11 +73,15 @@ class TrainingProgress:
     def update(self, record):
         self.last = record
         if self.interactive:
+            # the bar, then the record's own text (tqdm's postfix would add ", " before it)
+            text = format_progress(record).replace("{", "{{").replace("}", "}}")
+            bar_format = "{desc} {percentage:3.0f}%|{bar}| " + text
             if self.bar is None:
                 self.bar = tqdm(total=record["max_iter"], desc=self.name, file=self.stream, dynamic_ncols=True,
-                                bar_format="{desc} {percentage:3.0f}%|{bar}| {postfix}")
-            self.bar.update(record["iteration"] - self.bar.n)
-            self.bar.set_postfix_str(format_progress(record), refresh=True)
+                                bar_format=bar_format)
+            self.bar.bar_format = bar_format
+            self.bar.n = record["iteration"]
+            self.bar.refresh()  # one record every RUN.LOG_PERIOD iterations: each is drawn
         elif record["iteration"] >= self.next_line or record["iteration"] == record["max_iter"]:
             logger.info("  %s: %s", self.name, format_progress(record))
             step = max(1, int(record["max_iter"] * self.fraction))
