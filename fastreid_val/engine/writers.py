@@ -56,7 +56,8 @@ class ProgressWriter(EventWriter):
         storage = get_event_storage()
         if storage.iter >= self._max_iter:
             return  # after training (FastReID's printer does the same)
-        losses = {k: float(h.median(20)) for k, h in storage.histories().items() if "loss" in k}
+        # the losses and the speed as FastReID's console prints them (fastreid/utils/events.py:213-247)
+        losses = {k: float(h.median(200)) for k, h in storage.histories().items() if "loss" in k}
         try:
             per_iter = float(storage.history("time").median(1000))
         except KeyError:  # the first iterations (the timer's warm-up)

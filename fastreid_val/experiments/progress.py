@@ -68,10 +68,8 @@ class TrainingProgress:
         self.fraction = fraction
         self.bar = None
         self.next_line = 0
-        self.last = None
 
     def update(self, record):
-        self.last = record
         if self.interactive:
             # the bar, then the record's own text (tqdm's postfix would add ", " before it)
             text = format_progress(record).replace("{", "{{").replace("}", "}}")
