@@ -31,12 +31,12 @@ test: install
 compare: install
 	$(PY) tools/compare.py --preset synthveri --seeds 3 --out output/compare
 
-# Tests of the explanations for where VAL trails Softmax (README, Results); one seed (seed 0) each.
+# Tests of the explanations for where VAL trails Softmax (docs/STUDY.md); one seed (seed 0) each.
 compare-explanations: install
 	$(PY) tools/compare.py --preset synthveri-explanations --seeds 1 --out output/compare-explanations
 
 # The ONNX and search benchmarks run one thread per runtime: the 2 cores are shared with other jobs,
-# where spinning thread pools measure those jobs rather than the runtime (README, Export and search).
+# where spinning thread pools measure those jobs rather than the runtime (docs/DEPLOY.md).
 bench: install
 	$(PY) benchmarks/head_loss.py
 	$(PY) benchmarks/train_step.py

@@ -13,7 +13,8 @@ import re
 __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileError", "DatasetNotFoundError",
            "AnnotationError", "UnreadableImageError", "OutputDirError", "CheckpointMismatchError",
            "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
-           "EmptyGalleryError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError", "one_line"]
+           "EmptyGalleryError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError", "RunFailedError",
+           "one_line"]
 
 
 class UserInputError(Exception):
@@ -65,6 +66,11 @@ class CheckpointNotFoundError(UserInputError, FileNotFoundError):
 
 class NonFiniteLossError(UserInputError, FloatingPointError):
     """A loss term became NaN or infinite; training stopped, the last good checkpoint is kept."""
+
+
+class RunFailedError(UserInputError, RuntimeError):
+    """A training run of the demo or a comparison ended with an error (its own message is shown above it),
+    or its results file cannot serve (written by an earlier version)."""
 
 
 class LowAccuracyError(UserInputError, RuntimeError):

@@ -106,17 +106,19 @@ def test_s7_amp_is_turned_off_on_cpu():
 
 def test_s8_output_dir_is_created(tmp_path):
     from fastreid.engine import DefaultTrainer
-    from fastreid_val.engine import build_config
+    from fastreid_val.engine import ViewpointTrainer, build_config
 
     cfg = build_config("", ["OUTPUT_DIR", str(tmp_path / "new" / "dir")])
-    DefaultTrainer.auto_scale_hyperparams(cfg, 7)
+    with pytest.raises(FileNotFoundError):  # upstream, untouched by the plugin
+        DefaultTrainer.auto_scale_hyperparams(cfg.clone(), 7)
+    ViewpointTrainer.auto_scale_hyperparams(cfg, 7)
     assert os.path.exists(tmp_path / "new" / "dir" / "config.yaml")
 
 
-def test_s9_test_loader_honours_num_workers(tmp_path, monkeypatch):
+def test_s9_test_loader_honours_num_workers(monkeypatch):
     from fastreid.data import build
     from fastreid.data.datasets import DATASET_REGISTRY
-    from fastreid_val.engine import build_config
+    from fastreid_val.engine import ViewpointTrainer, build_config
 
     class Tiny:
         def __init__(self, root, **kw):
@@ -128,59 +130,90 @@ def test_s9_test_loader_honours_num_workers(tmp_path, monkeypatch):
     monkeypatch.setattr(DATASET_REGISTRY, "get", lambda name: Tiny)
     cfg = build_config("", ["DATALOADER.NUM_WORKERS", "0"])
     loader, nq = build.build_reid_test_loader(cfg, dataset_name="Tiny")
+    assert loader.num_workers == 4 and nq == 1  # upstream, untouched by the plugin
+    monkeypatch.setattr("fastreid_val.data.build.load_dataset", lambda cfg, name, **kw: _TinyViewpoints())
+    loader, nq = ViewpointTrainer.build_test_loader(cfg, "Tiny")
     assert loader.num_workers == 0 and nq == 1
 
 
-def test_s10_metric_printer_survives_short_runs():
+class _TinyViewpoints:
+    query, gallery = [("a.jpg", 1, 0, 0)], [("b.jpg", 1, 1, 1)]
+
+    def show_test(self):
+        pass
+
+    def identity_groups(self):
+        return None
+
+
+def _writes_per_iteration(writer_cls, iters_per_epoch=5, epochs=2, period=5):
+    """How often ``writer_cls`` (a PeriodicWriter) writes each iteration over FastReID's loop order."""
+    from fastreid.utils.events import EventWriter
+
+    written = []
+
+    class Recorder(EventWriter):
+        def write(self):
+            written.append(trainer.storage.iter)
+
+    class Trainer:
+        iter, max_iter = 0, iters_per_epoch * epochs
+        storage = type("Storage", (), {"iter": 0})()
+
+    trainer = Trainer()
+    hook = writer_cls([Recorder()], period)
+    hook.trainer = trainer
+    for _ in range(epochs):  # fastreid/engine/train_loop.py:141-148
+        for _ in range(iters_per_epoch):
+            trainer.storage.iter = trainer.iter
+            hook.after_step()
+            trainer.iter += 1
+        hook.after_epoch()
+    return written
+
+
+def test_s10_each_iteration_is_written_once():
+    from fastreid.engine import hooks
+    from fastreid_val.engine.writers import PeriodicWriter
+
+    assert _writes_per_iteration(hooks.PeriodicWriter) == [4, 4, 9, 9]  # upstream: the epoch's end again
+    assert _writes_per_iteration(PeriodicWriter) == [4, 9]
+    assert _writes_per_iteration(PeriodicWriter, iters_per_epoch=4, period=3) == [2, 3, 5, 7]
+
+
+def test_s10_upstream_printer_fails_on_a_second_write_of_one_iteration():
     from fastreid.utils.events import CommonMetricPrinter, EventStorage
 
-    messages = []
-    handler = logging.Handler()
-    handler.emit = lambda record: messages.append(record.getMessage())
-    events_logger = logging.getLogger("fastreid.utils.events")
-    events_logger.addHandler(handler)
-    events_logger.setLevel(logging.INFO)
     printer = CommonMetricPrinter(max_iter=3)
-    try:
-        with EventStorage(0) as storage:
-            storage.epoch = 0  # set by the trainer
-            storage.put_scalar("loss", 1.0)
+    with EventStorage(0) as storage:
+        storage.epoch = 0  # set by the trainer
+        storage.put_scalar("loss", 1.0)
+        printer.write()
+        with pytest.raises(ZeroDivisionError):  # what PeriodicWriter above no longer does
             printer.write()
-            with pytest.raises((ZeroDivisionError, KeyError)):  # upstream, the same iteration written twice
-                CommonMetricPrinter.write.__wrapped__(printer)
-            printer.write()  # the shim: nothing new to write, no error
-            storage.step()
-            storage.put_scalar("loss", 0.5)
-            printer.write()
-    finally:
-        events_logger.removeHandler(handler)
-    assert [m for m in messages if "epoch/iter" in m][-1].split("loss:")[0].endswith("epoch/iter: 0/1  ")
 
 
-def test_s11_optimizer_updates_parameters():
-    import fastreid.engine.defaults as defaults
-    from fastreid_val.engine import build_config
-
-    cfg = build_config("", ["MODEL.DEVICE", "cpu", "SOLVER.OPT", "SGD", "SOLVER.BASE_LR", "0.1"])
-    model = torch.nn.Linear(3, 2)
-    optimizer, _ = defaults.build_optimizer(cfg, model)
+def _steps(optimizer, model):
     before = model.weight.detach().clone()
     for _ in range(2):
         optimizer.zero_grad()  # set_to_none on torch >= 2
         model(torch.ones(4, 3)).sum().backward()
         optimizer.step()
-    assert not torch.equal(model.weight.detach(), before)
-    # upstream's contiguous parameters never move under set_to_none
-    from fastreid.solver import build as solver_build
+    return not torch.equal(model.weight.detach(), before)
 
+
+def test_s11_optimizer_updates_parameters():
+    from fastreid.engine import DefaultTrainer
+    from fastreid_val.engine import ViewpointTrainer, build_config
+
+    cfg = build_config("", ["MODEL.DEVICE", "cpu", "SOLVER.OPT", "SGD", "SOLVER.BASE_LR", "0.1"])
+    model = torch.nn.Linear(3, 2)
+    optimizer, _ = ViewpointTrainer.build_optimizer(cfg, model)
+    assert _steps(optimizer, model)
+    # upstream's contiguous parameters never move under set_to_none; FastReID itself is left as it is
     model2 = torch.nn.Linear(3, 2)
-    opt2, _ = solver_build.build_optimizer(cfg, model2, contiguous=True)
-    before2 = model2.weight.detach().clone()
-    for _ in range(2):
-        opt2.zero_grad()
-        model2(torch.ones(4, 3)).sum().backward()
-        opt2.step()
-    assert torch.equal(model2.weight.detach(), before2)
+    opt2, _ = DefaultTrainer.build_optimizer(cfg, model2)
+    assert not _steps(opt2, model2)
 
 
 def _next_within(it, seconds=20):

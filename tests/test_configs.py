@@ -15,14 +15,15 @@ CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "**", "*.yml
                  if not os.path.basename(p).startswith("Base-"))
 
 
-def test_every_config_the_tools_and_readme_name_exists():
+def test_every_config_the_tools_readme_and_docs_name_exists():
     import re
 
-    from fastreid_val.engine.demo import DEMO_CONFIGS
+    from fastreid_val.experiments.demo import DEMO_CONFIGS
     from fastreid_val.experiments.compare import PRESETS
 
-    readme = open(os.path.join(ROOT, "README.md")).read()
-    named = set(re.findall(r"configs/[\w./-]+\.yml", readme))
+    docs = [os.path.join(ROOT, "README.md")] + glob.glob(os.path.join(ROOT, "docs", "*.md"))
+    text = "\n".join(open(p).read() for p in docs)
+    named = set(re.findall(r"configs/[\w./-]+\.yml", text))
     named |= {c for preset in PRESETS.values() for c in preset} | {c for _, c in DEMO_CONFIGS}
     assert len(named) > 10
     for config in sorted(named):

@@ -115,7 +115,7 @@ def test_compare_passes_overrides_to_every_run(tmp_path, monkeypatch):
 
     calls = []
 
-    def fake_run(config, out, seed, opts=(), reuse=True):
+    def fake_run(config, out, seed, opts=(), reuse=True, **console):
         calls.append((os.path.basename(config), seed, list(opts)))
         _fake_run(out, 10.0 + seed, [0.5])
         return out

@@ -8,13 +8,13 @@ reference floors (random features, raw pixels, look-alike oracle) of the first c
     python tools/compare.py --runs output/veri/val_r50 output/veri/softmax_r50   # finished folders only
 """
 import argparse
-import logging
 import os
 import sys
 
 import fastreid_val  # noqa: F401  (shims and registration)
 from fastreid_val.errors import UserInputError, one_line
 from fastreid_val.experiments.compare import PRESETS, compare
+from fastreid_val.experiments.progress import setup_console
 
 
 def main(argv=None):
@@ -29,8 +29,9 @@ def main(argv=None):
     p.add_argument("--no-diagnostics", action="store_true",
                    help="leave out the pair-distance and sub-center diagnostics (diagnostics.md, distances.png, "
                         "training.png)")
+    p.add_argument("--verbose", action="store_true",
+                   help="show FastReID's full logs live (they are always in each run's log.txt)")
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if len(a.opts) % 2:
         p.error(f"--opts takes KEY VALUE pairs, got {len(a.opts)} words")
     configs = list(dict.fromkeys(list(PRESETS[a.preset] if a.preset else []) + a.configs))  # each once
@@ -41,8 +42,9 @@ def main(argv=None):
     if not configs and not a.runs:
         p.error("give --preset, --configs or --runs")
     try:
+        setup_console(verbose=a.verbose)
         table = compare(configs, a.seeds, a.out, a.opts, a.runs, floors=not a.no_floors,
-                        diagnostics=not a.no_diagnostics)
+                        diagnostics=not a.no_diagnostics, verbose=a.verbose)
     except UserInputError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)

@@ -1,7 +1,6 @@
-"""S3, S9, S12: FastReID's data loaders. See :mod:`fastreid_val.compat`.
+"""S3, S12: FastReID's data loaders. See :mod:`fastreid_val.compat`.
 """
 import contextlib
-import functools
 
 import torch
 
@@ -41,34 +40,6 @@ def loader_for_device(device):
         yield
     finally:
         build.DataLoaderX = chosen
-
-
-def _patch_test_loader():
-    import fastreid.data as data
-    import fastreid.data.build as build
-    import fastreid.engine.defaults as defaults
-
-    original = build.build_reid_test_loader
-    if getattr(original, "_fastreid_val_shim", False):
-        return
-    from_config = build._test_loader_from_config
-    plain = original.__wrapped__  # the undecorated function, kept by ``configurable``
-
-    @functools.wraps(original)
-    def build_reid_test_loader(*args, **kwargs):  # S9
-        from fastreid.config import CfgNode
-
-        if args and isinstance(args[0], CfgNode):
-            cfg = args[0]
-            num_workers = kwargs.pop("num_workers", cfg.DATALOADER.NUM_WORKERS)
-            call = from_config(cfg, *args[1:], **kwargs)
-            return plain(**call, num_workers=num_workers)
-        return original(*args, **kwargs)
-
-    build_reid_test_loader._fastreid_val_shim = True
-    build.build_reid_test_loader = build_reid_test_loader
-    data.build_reid_test_loader = build_reid_test_loader
-    defaults.build_reid_test_loader = build_reid_test_loader
 
 
 class _RaisedInBackground:

@@ -1,12 +1,10 @@
-"""S6, S8, S10, S11, S13: FastReID's engine (distributed launch, trainer, metric printer, optimizer, train iterator).
+"""S6, S13: FastReID's engine (distributed launch, train iterator).
 
 See :mod:`fastreid_val.compat`.
 """
 import contextlib
-import functools
 import importlib
 import logging
-import os
 
 import torch
 
@@ -72,59 +70,6 @@ def distributed_worker_for(device):
         yield
     finally:
         launch._distributed_worker = chosen
-
-
-def _patch_output_dir():
-    from fastreid.engine.defaults import DefaultTrainer
-
-    original = DefaultTrainer.auto_scale_hyperparams
-    if getattr(original, "_fastreid_val_shim", False):
-        return
-
-    @functools.wraps(original)
-    def auto_scale_hyperparams(cfg, num_classes):  # S8
-        if cfg.OUTPUT_DIR:
-            os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
-        return original(cfg, num_classes)
-
-    auto_scale_hyperparams._fastreid_val_shim = True
-    DefaultTrainer.auto_scale_hyperparams = staticmethod(auto_scale_hyperparams)
-
-
-def _patch_metric_printer():
-    from fastreid.utils import events
-
-    original = events.CommonMetricPrinter.write
-    if getattr(original, "_fastreid_val_shim", False):
-        return
-
-    @functools.wraps(original)
-    def write(self):  # S10
-        storage = events.get_event_storage()
-        if self._last_write is not None and self._last_write[0] == storage.iter:
-            return  # second write at the same iteration: nothing new, and would divide by zero
-        try:
-            original(self)
-        except (KeyError, ZeroDivisionError) as e:
-            logger.debug("metric printer skipped iteration %d (%r)", storage.iter, e)
-
-    write._fastreid_val_shim = True
-    events.CommonMetricPrinter.write = write
-
-
-def _patch_optimizer():
-    import fastreid.engine.defaults as defaults
-    from fastreid.solver import build as solver_build
-
-    if getattr(defaults.build_optimizer, "_fastreid_val_shim", False):
-        return
-
-    @functools.wraps(solver_build.build_optimizer)
-    def build_optimizer(cfg, model, contiguous=False):  # S11
-        return solver_build.build_optimizer(cfg, model, contiguous=contiguous)
-
-    build_optimizer._fastreid_val_shim = True
-    defaults.build_optimizer = build_optimizer
 
 
 def restart_train_iterator(trainer) -> None:

@@ -2,7 +2,7 @@
 
 To register your own dataset, subclass :class:`ViewpointDataset`, build the three lists with a
 viewpoint in ``0..V-1`` (or -1 when unknown) as fourth element, and decorate the class with
-``@DATASET_REGISTRY.register()`` (see README, "Your own dataset").
+``@DATASET_REGISTRY.register()`` (see docs/GETTING_STARTED.md, "Your own dataset").
 """
 import logging
 import os

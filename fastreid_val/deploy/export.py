@@ -16,7 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..engine.checkpoint import atomic_write, read_checkpoint_model
+from ..atomic import atomic_write
+from ..engine.checkpoint import read_checkpoint_model
 from ..errors import MissingFileError, UserInputError
 from .images import list_images, read_images
 from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing

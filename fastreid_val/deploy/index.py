@@ -21,7 +21,7 @@ import uuid
 
 import numpy as np
 
-from ..engine.checkpoint import atomic_write
+from ..atomic import atomic_write
 from ..errors import IndexMismatchError, IndexNotFoundError
 
 __all__ = ["GalleryIndex", "default_nlist", "default_nprobe", "SIDECAR"]

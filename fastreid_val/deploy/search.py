@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..engine.checkpoint import atomic_write
+from ..atomic import atomic_write
 from .images import veri_identity
 from .index import GalleryIndex
 

@@ -4,14 +4,14 @@ FastReID skips mismatching tensors with a warning; for a resumed VAL run that wo
 the identity-viewpoint classifier from scratch. We refuse instead, saying what differs.
 """
 import os
-import tempfile
 
 import torch
 from fastreid.utils.checkpoint import Checkpointer
 
+from ..atomic import atomic_write
 from ..errors import CheckpointMismatchError, CheckpointNotFoundError
 
-__all__ = ["AtomicCheckpointer", "CheckpointMismatchError", "CheckpointNotFoundError", "atomic_write",
+__all__ = ["AtomicCheckpointer", "CheckpointMismatchError", "CheckpointNotFoundError",
            "check_checkpoint_compatible", "check_checkpoint_covers_model", "read_checkpoint_model"]
 
 
@@ -114,27 +114,3 @@ class AtomicCheckpointer(Checkpointer):
     def tag_last_checkpoint(self, last_filename_basename):
         atomic_write(os.path.join(self.save_dir, "last_checkpoint"),
                      lambda f: f.write(last_filename_basename.encode()))
-
-
-def atomic_write(path, write):
-    """Write ``path`` whole or not at all: ``write(f)`` fills a temporary file in the same folder,
-    which is synced and renamed into place. A failure (or a kill) leaves the old file as it was."""
-    folder = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp's 0600 -> the mode open() would have given
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

@@ -15,4 +15,7 @@ def add_run_config(cfg):
     # Keep the model's 4-D weights (and so its activations) in channels-last memory format. Same
     # results; on a CPU, depthwise convolutions (MobileNetV2) run about 1.6x faster this way.
     cfg.RUN.CHANNELS_LAST = False
+    # File to which the trainer appends one JSON line per write (iteration, losses, speed, ETA); the
+    # demo's and tools/compare.py's console read it to show a progress bar. Empty: none.
+    cfg.RUN.PROGRESS_FILE = ""
     return cfg

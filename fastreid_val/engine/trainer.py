@@ -6,7 +6,8 @@ What it changes, and nothing else (the loop, hooks, scheduler and writers are Fa
 * a resumed run continues the identity sampler's stream where the checkpoint left it, so with
   deterministic settings an interrupted-and-resumed run equals an uninterrupted one;
 * a non-finite loss stops training with the iteration and the loss term named (:class:`NonFiniteLossCheck`);
-* the console/JSON/TensorBoard write period is ``RUN.LOG_PERIOD``;
+* the console/JSON/TensorBoard write period is ``RUN.LOG_PERIOD``, each iteration written once, and
+  ``RUN.PROGRESS_FILE`` receives the progress the demo's console shows;
 * ``RUN.CHANNELS_LAST`` puts the model in channels-last memory format;
 * every test set's metrics are kept, with the spread over VehicleID's query/gallery splits.
 """
@@ -20,6 +21,7 @@ import torch
 from fastreid.data.datasets import DATASET_REGISTRY
 from fastreid.engine import DefaultTrainer, hooks
 from fastreid.evaluation import inference_on_dataset, print_csv_format
+from fastreid.solver import build_optimizer
 from fastreid.utils import comm
 
 from ..compat.engine import restart_train_iterator
@@ -29,6 +31,7 @@ from ..evaluation.splits import evaluate_further_splits
 from ..errors import NonFiniteLossError  # re-exported: raised by NonFiniteLossCheck
 from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible
 from .hooks import NonFiniteLossCheck
+from .writers import PeriodicWriter, ProgressWriter
 
 logger = logging.getLogger(__name__)
 
@@ -105,16 +108,20 @@ class ViewpointTrainer(DefaultTrainer):
         before it calls this method: the atomic checkpointer takes its place here, over the same model,
         folder and checkpointables, so that upstream's ``PeriodicCheckpointer`` and ``resume_or_load``
         use it. Upstream's ``PeriodicWriter`` has a fixed period of 200 (defaults.py:313); it is rebuilt
-        with ``RUN.LOG_PERIOD`` around the writers :meth:`build_writers` made for it.
+        with ``RUN.LOG_PERIOD`` around the writers :meth:`build_writers` made for it, as our
+        :class:`~fastreid_val.engine.writers.PeriodicWriter`, which writes each iteration once.
         """
         self.checkpointer = AtomicCheckpointer.replacing(self.checkpointer)
         ret = [NonFiniteLossCheck(), *super().build_hooks()]
-        return [hooks.PeriodicWriter(self._writers, self.cfg.RUN.LOG_PERIOD) if isinstance(h, hooks.PeriodicWriter)
+        return [PeriodicWriter(self._writers, self.cfg.RUN.LOG_PERIOD) if isinstance(h, hooks.PeriodicWriter)
                 else h for h in ret]
 
     def build_writers(self):
-        """FastReID's writers, kept for :meth:`build_hooks`."""
+        """FastReID's writers, and the progress file when ``RUN.PROGRESS_FILE`` names one; kept for
+        :meth:`build_hooks`."""
         self._writers = super().build_writers()
+        if self.cfg.RUN.PROGRESS_FILE:
+            self._writers.append(ProgressWriter(self.cfg.RUN.PROGRESS_FILE, self.max_iter))
         return self._writers
 
     def resume_or_load(self, resume=True):
@@ -128,6 +135,30 @@ class ViewpointTrainer(DefaultTrainer):
             sampler.skip = self.start_epoch * self.iters_per_epoch * self.data_loader.batch_sampler.batch_size
             restart_train_iterator(self)
             logger.info("Resumed at epoch %d: the sampler continues after %d images", self.start_epoch, sampler.skip)
+
+    # Repairs of FastReID 1.4.0 that are ordinary overrides (see fastreid_val/compat/__init__.py): they
+    # apply to this trainer only, not to FastReID's DefaultTrainer elsewhere in the process.
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """S11: FastReID's optimizer without its contiguous parameter buffer.
+
+        ``DefaultTrainer.build_optimizer`` (fastreid/engine/defaults.py:380) calls
+        ``build_optimizer(cfg, model)``, whose default ``contiguous=True`` (fastreid/solver/build.py:180)
+        moves the parameters into one flat buffer. ``SimpleTrainer.run_step`` calls
+        ``optimizer.zero_grad()``, which sets gradients to ``None`` since torch 2.0: new gradient
+        tensors are allocated, the buffer's gradient stays zero and no parameter is ever updated
+        (silently). The parameters stay separate here.
+        """
+        return build_optimizer(cfg, model, contiguous=False)
+
+    @staticmethod
+    def auto_scale_hyperparams(cfg, num_classes):
+        """S8: ``DefaultTrainer.auto_scale_hyperparams`` (fastreid/engine/defaults.py:458) writes
+        ``OUTPUT_DIR/config.yaml`` without creating ``OUTPUT_DIR``; it is created first."""
+        if cfg.OUTPUT_DIR:
+            os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        return DefaultTrainer.auto_scale_hyperparams(cfg, num_classes)
 
 
 def summarise_splits(runs):

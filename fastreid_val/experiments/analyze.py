@@ -19,7 +19,7 @@ from fastreid.evaluation.evaluator import inference_context
 from fastreid.utils.checkpoint import Checkpointer
 from PIL import Image, ImageDraw
 
-from ..engine.checkpoint import atomic_write
+from ..atomic import atomic_write
 from ..evaluation.cross_view import stock_mask
 
 logger = logging.getLogger(__name__)

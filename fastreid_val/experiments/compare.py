@@ -8,21 +8,21 @@ import csv
 import json
 import logging
 import os
-import subprocess
 import sys
 from typing import Dict, List, Sequence
 
 import numpy as np
 
 from ..engine.launcher import build_config
-from ..errors import UserInputError
+from ..errors import RunFailedError  # noqa: F401  (re-exported)
 from ..evaluation.floors import reference_floors
 from .diagnostics import diagnose
+from .progress import run_training
 from .report import COLUMNS, markdown_table
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PRESETS", "FACTS", "RunFailedError", "run_dir", "run_config", "collect", "summarise", "table_rows",
+__all__ = ["PRESETS", "FACTS", "run_dir", "run_config", "collect", "summarise", "table_rows",
            "write_tables", "plot", "cached_floors", "compare"]
 
 _S = "configs/SynthVeRi/"
@@ -44,23 +44,27 @@ PRESETS = {
 FACTS = ("train_time_s", "images_per_s")
 
 
-class RunFailedError(UserInputError, RuntimeError):
-    """A training run of the comparison ended with an error (its own message is printed above)."""
-
-
 def run_dir(out_root, config, seed):
     return os.path.join(out_root, os.path.splitext(os.path.basename(config))[0], f"seed{seed}")
 
 
-def run_config(config: str, out: str, seed: int, opts: Sequence[str] = (), reuse: bool = True) -> str:
-    """Train and evaluate ``config`` with ``RUN.SEED seed`` into ``out``, unless ``reuse`` and finished there."""
+def run_config(config: str, out: str, seed: int, opts: Sequence[str] = (), reuse: bool = True,
+               name: str = "", verbose: bool = False) -> str:
+    """Train and evaluate ``config`` with ``RUN.SEED seed`` into ``out``, unless ``reuse`` and finished there.
+
+    The training shows as a progress bar named ``name`` (:mod:`.progress`); ``verbose`` shows FastReID's
+    console instead. Its full logs are in ``<out>/log.txt``.
+    """
     if reuse and os.path.exists(os.path.join(out, "results.json")):
-        logger.info("%s: finished earlier, reusing", out)
+        logger.info("  %s: finished earlier, reusing %s", name or out, out)
         return out
+    os.makedirs(out, exist_ok=True)
+    progress_file = os.path.join(out, "progress.jsonl")
     cmd = [sys.executable, "-m", "fastreid_val.engine.cli", "--config-file", config, *opts,
-           "RUN.SEED", str(seed), "OUTPUT_DIR", out]
-    logger.info("running %s", " ".join(cmd))
-    if subprocess.run(cmd).returncode != 0:
+           "RUN.SEED", str(seed), "OUTPUT_DIR", out, "RUN.PROGRESS_FILE", progress_file]
+    logger.debug("running %s", " ".join(cmd))
+    code, _ = run_training(cmd, progress_file, name or os.path.basename(os.path.normpath(out)), verbose=verbose)
+    if code != 0:
         raise RunFailedError(f"training {config} (seed {seed}) failed; its log: {os.path.join(out, 'log.txt')}")
     return out
 
@@ -197,24 +201,34 @@ def cached_floors(config: str, out: str, opts: Sequence[str] = ()) -> Dict:
 
 
 def compare(configs: Sequence[str], seeds: int, out: str, opts: Sequence[str] = (), finished: Sequence[str] = (),
-            floors: bool = True, diagnostics: bool = True):
+            floors: bool = True, diagnostics: bool = True, verbose: bool = False):
     """Run every config for seeds ``0..seeds-1`` (seed-major: an interrupted comparison has every method
     at the same number of seeds, and a rerun goes on where it stopped), add ``finished`` run folders,
     then write the tables and plots into ``out`` (and the :func:`diagnose` files of the runs).
+    One console line per stage and a progress bar per training (``verbose``: FastReID's console).
     Returns the Markdown table."""
     folders, by_name = {}, {}
+    total, k = seeds * len(configs), 0
     for seed in range(seeds):
         for config in configs:
             name = os.path.splitext(os.path.basename(config))[0]
             by_name[name] = config
-            folders.setdefault(name, []).append(run_config(config, run_dir(out, config, seed), seed, opts))
+            folder = run_dir(out, config, seed)
+            k += 1
+            logger.info("==> [%d/%d] %s, seed %d: %s -> %s", k, total, name, seed, config, folder)
+            folders.setdefault(name, []).append(run_config(config, folder, seed, opts, name=f"{name} seed {seed}",
+                                                           verbose=verbose))
     runs = {name: [collect(f) for f in fs] for name, fs in folders.items()}
     for folder in finished:
         runs[os.path.basename(os.path.normpath(folder))] = [collect(folder)]
-    reference = cached_floors(configs[0], out, opts) if floors and configs else None
+    reference = None
+    if floors and configs:
+        logger.info("==> reference floors of %s's test sets (no learning at all)", configs[0])
+        reference = cached_floors(configs[0], out, opts)
     summary = summarise(runs)
     table = write_tables(summary, out, reference)
     plot(runs, summary, out, reference)
     if diagnostics and folders:
+        logger.info("==> diagnostics: pair distances and sub-centers of every run")
         diagnose(folders, by_name, out, opts)
     return table

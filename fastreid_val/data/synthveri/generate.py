@@ -44,7 +44,7 @@ class SynthSettings:
     height: int = 64
     # Vehicle models and colours in use (of 6 each): 3 x 3 = 9 look-alike groups, about 11 of the 100
     # test identities in each; chosen so that most wrong first matches of a trained baseline are
-    # look-alikes (README, "The SynthVeRi benchmark").
+    # look-alikes (docs/STUDY.md, "The SynthVeRi benchmark").
     num_models: int = 3
     num_colours: int = 3
     seed: int = 0

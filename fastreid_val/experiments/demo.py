@@ -2,33 +2,33 @@
 VAL fine-tuned from the same ImageNet weights with the same recipe, in one table.
 
 Each training is its own process (:func:`fastreid_val.experiments.compare.run_config`), seeded
-(``RUN.SEED``), so the demo's rows are the first seed of ``make compare``'s.
+(``RUN.SEED``), so the demo's rows are the first seed of ``make compare``'s. The console shows one
+line per stage, a progress bar per training, the floors and the table; FastReID's logs are in each
+run's ``log.txt`` (``verbose``: on the console too).
 """
 import argparse
 import logging
 import os
 import time
 
-from ..experiments.compare import cached_floors, collect, run_config, summarise, table_rows
-from ..experiments.report import COLUMNS, markdown_table
+from .compare import cached_floors, collect, run_config, summarise, table_rows
+from .report import COLUMNS, markdown_table
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["DEMO_CONFIGS", "run_demo", "parse_args"]
 
 DEMO_CONFIGS = (("Softmax", "configs/SynthVeRi/softmax_mnv2.yml"), ("VAL", "configs/SynthVeRi/val_mnv2.yml"))
+CAPTION = ("SynthVeRi test set (metrics in %, re-ranked; sview/xview: only matches seen from the query's own / the "
+           "other viewpoint; lookalike-wrong-Rank-1: share of wrong first matches of the query's model and colour):")
 
 
-def _say(text):
-    print(f"\n==> {text}", flush=True)
-
-
-def run_demo(seed=0, out="output/synthveri", opts=()):
+def run_demo(seed=0, out="output/synthveri", opts=(), verbose=False):
     """Floors, both trainings and the table; returns the Markdown table."""
     os.environ.setdefault("FASTREID_DATASETS", "datasets")
     start = time.perf_counter()
     steps = len(DEMO_CONFIGS) + 1
-    _say(f"[1/{steps}] SynthVeRi (generated on first use) and its reference floors: no learning at all")
+    logger.info("==> [1/%d] SynthVeRi (generated on first use) and its reference floors: no learning at all", steps)
     floors = cached_floors(DEMO_CONFIGS[0][1], out, opts)
     runs, folders = {}, {}
     for i, (name, config) in enumerate(DEMO_CONFIGS, start=2):
@@ -37,20 +37,19 @@ def run_demo(seed=0, out="output/synthveri", opts=()):
         if i > 2:
             per_run = (time.perf_counter() - start) / (i - 2)  # floors included: an upper bound
             eta = f"; about {per_run * (steps - i + 1) / 60:.1f} min left"
-        _say(f"[{i}/{steps}] {name}: fine-tune {config} (seed {seed}) -> {folder}{eta}")
-        folders[name] = run_config(config, folder, seed, opts, reuse=False)
+        logger.info("==> [%d/%d] %s: fine-tune %s (seed %d) -> %s%s", i, steps, name, config, seed, folder, eta)
+        folders[name] = run_config(config, folder, seed, opts, reuse=False, name=name, verbose=verbose)
         runs[name] = [collect(folders[name])]
     wall = time.perf_counter() - start
     table = markdown_table(table_rows(summarise(runs), floors), columns=(*COLUMNS, "train_time_s"))
-    print("\nSynthVeRi test set (metrics in %, re-ranked; sview/xview: only matches seen from the query's own / "
-          "the other viewpoint; lookalike-wrong-Rank-1: share of wrong first matches of the query's model and "
-          "colour):\n\n" + table)
-    print(f"wall time: {wall:.0f} s ({wall / 60:.1f} min)")
-    for name, folder in folders.items():
-        print(f"{name}: checkpoint {os.path.join(folder, 'model_final.pth')}, log {os.path.join(folder, 'log.txt')}")
-    print(f"TensorBoard: tensorboard --logdir {out}")
     with open(os.path.join(out, "demo.md"), "w") as f:
         f.write(table)
+    logger.info("\n%s\n\n%s", CAPTION, table)
+    logger.info("wall time: %.0f s (%.1f min)", wall, wall / 60)
+    for name, folder in folders.items():
+        logger.info("%s: checkpoint %s, log %s", name, os.path.join(folder, "model_final.pth"),
+                    os.path.join(folder, "log.txt"))
+    logger.info("TensorBoard: tensorboard --logdir %s; the table: %s", out, os.path.join(out, "demo.md"))
     return table
 
 
@@ -59,4 +58,6 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="RUN.SEED of both trainings")
     p.add_argument("--out", default="output/synthveri", help="folder of the runs, the floors and the table")
     p.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE", help="config overrides for both runs")
+    p.add_argument("--verbose", action="store_true",
+                   help="show FastReID's full logs live (they are always in each run's log.txt)")
     return p.parse_args(argv)
