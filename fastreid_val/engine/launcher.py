@@ -11,6 +11,7 @@ from fastreid.engine import default_setup
 from fastreid.utils import comm
 from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import seed_all_rng
+from fastreid.utils.logger import setup_logger
 
 from ..config import add_val_config, resolve_device, resolve_pretrain, validate_val_config
 from ..errors import ConfigError, MissingFileError, OutputDirError, UserInputError
@@ -62,6 +63,9 @@ def build_config(config_file="", opts=()):
 
 def setup(args):
     cfg = build_config(args.config_file, args.opts)
+    if comm.is_main_process():
+        check_output_dir(cfg.OUTPUT_DIR)
+    setup_plugin_logger(cfg.OUTPUT_DIR)
     if args.eval_only:  # the checkpoint holds every weight: no ImageNet file is needed or read
         cfg.MODEL.BACKBONE.PRETRAIN = False
         num_classes_from_checkpoint(cfg)
@@ -69,12 +73,18 @@ def setup(args):
         resolve_pretrain(cfg)
         resolve_imagenet_weights(cfg)  # before any other work: found, downloaded or refused in one line
     cfg.freeze()
-    if comm.is_main_process():
-        check_output_dir(cfg.OUTPUT_DIR)
     default_setup(cfg, args)
     if cfg.RUN.SEED >= 0:
         seed_all_rng(cfg.RUN.SEED + comm.get_rank())
     return cfg
+
+
+def setup_plugin_logger(output_dir):
+    """This plugin's log lines (``fastreid_val.*``) where FastReID's go: the main process's console and
+    every process's ``log.txt`` (FastReID's ``default_setup`` configures its own ``fastreid`` logger
+    only, so they would reach neither). Records still propagate, to handlers a caller installed."""
+    setup_logger(output_dir or None, distributed_rank=comm.get_rank(), name="fastreid_val")
+    logging.getLogger("fastreid_val").propagate = True
 
 
 def num_classes_from_checkpoint(cfg, state=None):
