@@ -193,3 +193,6 @@ def test_new_user_offline_gets_one_line(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: cannot download ImageNet weights") and "resnet50-19c8e357.pth" in last
     assert str(tmp_path / "th" / "checkpoints" / "resnet50-19c8e357.pth") in last
+    # the plugin's own log lines reach the console and log.txt, as FastReID's do
+    assert "fastreid_val.modeling.imagenet]: Downloading ImageNet weights" in proc.stdout
+    assert "Downloading ImageNet weights" in (tmp_path / "out" / "log.txt").read_text()
