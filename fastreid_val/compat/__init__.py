@@ -4,8 +4,9 @@ FastReID 1.4.0 (its only release) was written for torch 1.13 on CUDA machines. T
 one place where the plugin repairs it; nothing else in ``fastreid_val`` patches FastReID.
 Each shim names what upstream breaks (file and line in the 1.4.0 wheel), when it applies, and is
 covered by a test in ``tests/test_compat.py`` that fails without it. On a machine with CUDA the
-GPU code paths (CUDA-stream loader, faiss-GPU re-ranking, AMP, NCCL) are left as upstream wrote
-them, except that the CUDA loader's background thread passes errors on instead of hanging (S12).
+GPU code paths (CUDA-stream loader, AMP, NCCL) are left as upstream wrote them, except that the
+CUDA loader's background thread passes errors on instead of hanging (S12), and re-ranking, whose
+faiss-GPU path no longer runs, is replaced on every device (S5).
 
 ``apply()`` runs once, from ``fastreid_val/__init__.py``; it is idempotent. The shims live in
 ``imports.py`` (S1, S2), ``data.py`` (S3, S9, S12), ``evaluation.py`` (S4, S5) and ``engine.py``
@@ -26,8 +27,13 @@ Shims applied *after* import (only without CUDA unless said otherwise):
   evaluator is built at install time (``tools/build_rank_cylib.py``); at run time we only check for
   it and warn once when evaluation falls back to Python. Applies everywhere.
 * S5 ``build_dist(metric="jaccard")`` (``fastreid/utils/compute_dist.py:54``) hard-codes
-  ``search_option=0`` (``features.cuda()`` + faiss GPU): use the faiss CPU path
-  (``search_option=3``) when there is no GPU for faiss.
+  ``search_option=0``: ``features.cuda()`` (fails without CUDA) and faiss-GPU search through
+  ``faiss.cast_integer_to_long_ptr`` (``fastreid/utils/faiss_utils.py:19``), which current faiss
+  (1.15) no longer has, so with faiss-GPU the first evaluation crashes (before FastReID's
+  ``PeriodicCheckpointer`` writes the checkpoint); its CPU path (``search_option=3``) holds three
+  dense N x N matrices and loops in Python. Re-ranking is done by
+  :mod:`fastreid_val.evaluation.rerank` instead (torch, sparse, on the features' device, same
+  results within float32 rounding); no faiss-GPU code path is reachable. Applies everywhere.
 * S6 ``_distributed_worker`` (``fastreid/engine/launch.py:79``) asserts CUDA, hard-codes the NCCL
   backend and ``torch.cuda.set_device``; ``DefaultTrainer.__init__``
   (``fastreid/engine/defaults.py:207``) passes CUDA ``device_ids`` to DDP. Without CUDA: gloo, and
@@ -60,10 +66,10 @@ Shims applied *after* import (only without CUDA unless said otherwise):
 from .data import CPUDataLoader, _patch_background_generator, _patch_data_loader, _patch_test_loader
 from .engine import (_ddp, _distributed_worker_cpu, _patch_distributed, _patch_metric_printer, _patch_optimizer,
                      _patch_output_dir)
-from .evaluation import _patch_evaluator, build_dist, faiss_has_gpu, rank_cylib_available
+from .evaluation import _patch_evaluator, build_dist, rank_cylib_available
 from .imports import apply_pre_import_shims
 
-__all__ = ["apply", "apply_pre_import_shims", "build_dist", "faiss_has_gpu", "rank_cylib_available", "CPUDataLoader"]
+__all__ = ["apply", "apply_pre_import_shims", "build_dist", "rank_cylib_available", "CPUDataLoader"]
 
 _APPLIED = False
 
