@@ -99,6 +99,22 @@ def test_too_large_is_refused_with_one_line():
     assert isinstance(info.value, UserInputError) and "\n" not in msg
     assert "138,517 images" in msg and "TEST.RERANK.ENABLED False" in msg and "4.3 GB limit" in msg
     rerank.check_rerank_size(1678, 11579, 20, 6)  # VeRi-776 passes
-    # the bound: 16 B x N x W + 40 B x N x min(N, k2 W), W = K + K Kh = 20 + 20 x 11
-    assert rerank.rerank_memory_bytes(1000, 20, 6) == 1000 * (16 * 240 + 40 * 1000)
-    assert rerank.rerank_memory_bytes(13257, 20, 6) == 13257 * (16 * 240 + 40 * 6 * 240)
+    # the bound: 16 B x N x W + 56 B x N x min(N, k2 W), W = K + K Kh = 20 + 20 x 11
+    assert rerank.rerank_memory_bytes(1000, 20, 6) == 1000 * (16 * 240 + 56 * 1000)
+    assert rerank.rerank_memory_bytes(13257, 20, 6) == 13257 * (16 * 240 + 56 * 6 * 240)
+
+
+def test_evaluator_refuses_before_any_work(tmp_path, monkeypatch):
+    """The evaluator checks the size first: a set over the limit stops with the one-line error."""
+    from fastreid_val.engine import build_config
+    from fastreid_val.evaluation import ViewpointReidEvaluator, chunked
+
+    monkeypatch.setattr(rerank, "RERANK_MEMORY_LIMIT", rerank.rerank_memory_bytes(59, 6, 2))
+    monkeypatch.setattr(chunked, "encode", lambda *a, **k: pytest.fail("encoded before the size check"))
+    cfg = build_config("", ["OUTPUT_DIR", str(tmp_path), "TEST.RERANK.ENABLED", "True", "TEST.RERANK.K1", "6",
+                            "TEST.RERANK.K2", "2"])
+    feats, pids, cams = _features(20, 40, 8)
+    ev = ViewpointReidEvaluator(cfg, 20)
+    ev.process({"targets": torch.as_tensor(pids), "camids": torch.as_tensor(cams)}, feats)
+    with pytest.raises(RerankTooLargeError, match=r"re-ranking 60 images \(20 queries \+ 40 gallery\)"):
+        ev.evaluate()

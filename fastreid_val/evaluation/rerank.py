@@ -66,21 +66,28 @@ def neighbour_counts(k1, k2, paper_k1=False):
 
 
 def rerank_memory_bytes(n, k1, k2, paper_k1=False):
-    """Worst-case bytes of :func:`encode` for N images: expansion sets (int64 index, two float32 per
-    entry: 16 B x N x W) and the expanded encoding with its construction temporaries (key, inverse,
-    CSR and CSC copies: 40 B x N x min(N, k2' W)). Features and the kNN blocks are not counted."""
+    """Worst-case bytes of :func:`encode` for N images (features and the kNN blocks not counted).
+
+    * expansion sets, padded to W = K + K*Kh (the widest R* possible): int64 index, float32 distance
+      and weight, 16 B x N x W;
+    * the expanded encoding, N x min(N, k2' W) entries at most, at its construction peak: int64 row
+      and column, float32 value, the column sort's int64 key and permutation, the CSC copies (int64
+      row, float32 value), 56 B per entry.
+    """
     k, kh, k2 = neighbour_counts(k1, k2, paper_k1)
     w = min(n, k + k * kh)
     e = min(n, k2 * w) if k2 > 1 else w
-    return n * (16 * w + 40 * e)
+    return n * (16 * w + 56 * e)
 
 
-def check_rerank_size(num_query, num_gallery, k1, k2, limit=RERANK_MEMORY_LIMIT):
-    """Raise :class:`RerankTooLargeError` when re-ranking Q + G images may need more than ``limit`` bytes."""
+def check_rerank_size(num_query, num_gallery, k1, k2, limit=None):
+    """Raise :class:`RerankTooLargeError` when re-ranking Q + G images may need more than ``limit`` bytes
+    (default :data:`RERANK_MEMORY_LIMIT`)."""
+    limit = RERANK_MEMORY_LIMIT if limit is None else limit
     n = num_query + num_gallery
     need = rerank_memory_bytes(n, k1, k2)
     if need > limit:
-        per_image = rerank_memory_bytes(n, k1, k2) / n
+        per_image = need / n
         raise RerankTooLargeError(
             f"re-ranking {n:,} images ({num_query:,} queries + {num_gallery:,} gallery) with TEST.RERANK.K1={k1}, "
             f"K2={k2} may need up to {need / 1e9:.1f} GB for its k-reciprocal graph, over the {limit / 1e9:.1f} GB "
@@ -171,8 +178,9 @@ def _expand(sets, weights, rank, k2):
         uniq, inverse = torch.unique(key, sorted=True, return_inverse=True)
         total = vals.new_zeros(uniq.numel()).scatter_add_(0, inverse, vals[keep])
         parts.append((uniq, total / k2 if k2 > 1 else total))
-    key = torch.cat([p[0] for p in parts])
-    return key // n, key % n, torch.cat([p[1] for p in parts])
+    key, val = torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+    del parts
+    return key // n, key % n, val
 
 
 def _pointers(index, n):
