@@ -118,3 +118,25 @@ def test_evaluator_refuses_before_any_work(tmp_path, monkeypatch):
     ev.process({"targets": torch.as_tensor(pids), "camids": torch.as_tensor(cams)}, feats)
     with pytest.raises(RerankTooLargeError, match=r"re-ranking 60 images \(20 queries \+ 40 gallery\)"):
         ev.evaluate()
+
+
+def test_evaluator_reranks_on_the_model_device(tmp_path, monkeypatch):
+    """MODEL.DEVICE decides where re-ranking runs (FastReID keeps evaluation features on the CPU);
+    the features handed to the encoding are on that device."""
+    from fastreid_val.engine import build_config
+    from fastreid_val.evaluation import chunked
+
+    cfg = build_config("", ["OUTPUT_DIR", str(tmp_path)])
+    cfg.defrost()
+    cfg.MODEL.DEVICE = "cuda:0"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert chunked.rerank_device(cfg) == torch.device("cuda:0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert chunked.rerank_device(cfg) == torch.device("cpu")
+    cfg.MODEL.DEVICE, cfg.TEST.RERANK.ENABLED = "cpu", True
+    seen = []
+    real = chunked.encode
+    monkeypatch.setattr(chunked, "encode", lambda f, *a: seen.append(f.device) or real(f, *a))
+    feats, _, _ = _features(10, 30, 8)
+    chunked.distance_rows(feats[:10], feats[10:], cfg)(range(0, 10))
+    assert seen == [torch.device("cpu")]

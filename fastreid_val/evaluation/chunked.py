@@ -17,7 +17,7 @@ from .cross_view import view_results, view_sums
 from .lookalike import group_arrays, lookalike_counts, lookalike_results
 from .rerank import check_rerank_size, encode, jaccard_distance
 
-__all__ = ["CHUNK_ELEMENTS", "chunk_size", "distance_rows", "stock_sums", "stock_results", "chunked_metrics"]
+__all__ = ["CHUNK_ELEMENTS", "chunk_size", "distance_rows", "rerank_device", "stock_sums", "stock_results", "chunked_metrics"]
 
 CHUNK_ELEMENTS = 1 << 22  # distances per chunk (~4 M: with the metrics' temporaries, ~0.4 GB)
 
@@ -27,12 +27,20 @@ def chunk_size(num_gallery, elements=CHUNK_ELEMENTS):
     return max(1, elements // max(1, num_gallery))
 
 
+def rerank_device(cfg):
+    """Where re-ranking runs: ``MODEL.DEVICE`` (the model's device; FastReID's evaluator keeps the
+    features on the CPU), the CPU when that names CUDA on a machine without it."""
+    device = torch.device(cfg.MODEL.DEVICE)
+    return device if device.type != "cuda" or torch.cuda.is_available() else torch.device("cpu")
+
+
 def distance_rows(query, gallery, cfg):
     """A function ``rows -> [c, G] float32 array``: ``TEST.METRIC`` distances of queries ``rows`` (a range),
     mixed with the k-reciprocal Jaccard distance when ``TEST.RERANK.ENABLED`` (Eq. 12 of Zhong et al.).
 
     The same numbers as FastReID's ``build_dist`` and ``ReidEvaluator``: the gallery's normalisation or
-    squared norms are computed once, and each chunk runs upstream's formula on them.
+    squared norms are computed once, and each chunk runs upstream's formula on them (on the CPU, as
+    upstream). Re-ranking runs on :func:`rerank_device`; its rows come back to the CPU.
 
     Args:
         query: [Q, d], gallery: [G, d] float tensors (after AQE when enabled).
@@ -56,7 +64,7 @@ def distance_rows(query, gallery, cfg):
     if cfg.TEST.RERANK.ENABLED:
         k1, k2, lam = cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2, cfg.TEST.RERANK.LAMBDA
         check_rerank_size(query.size(0), gallery.size(0), k1, k2)
-        feats = torch.cat((query, gallery))
+        feats = torch.cat((query, gallery)).to(rerank_device(cfg))
         if metric == "cosine":
             feats = F.normalize(feats, dim=1)
         enc = encode(feats, k1, k2)
