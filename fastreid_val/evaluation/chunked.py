@@ -45,6 +45,8 @@ def distance_rows(query, gallery, cfg):
     Args:
         query: [Q, d], gallery: [G, d] float tensors (after AQE when enabled).
     """
+    if cfg.TEST.RERANK.ENABLED:  # before any work
+        check_rerank_size(query.size(0), gallery.size(0), cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2)
     metric = cfg.TEST.METRIC
     if metric == "cosine":
         g = F.normalize(gallery, p=2, dim=1)
@@ -63,7 +65,6 @@ def distance_rows(query, gallery, cfg):
     enc = None
     if cfg.TEST.RERANK.ENABLED:
         k1, k2, lam = cfg.TEST.RERANK.K1, cfg.TEST.RERANK.K2, cfg.TEST.RERANK.LAMBDA
-        check_rerank_size(query.size(0), gallery.size(0), k1, k2)
         feats = torch.cat((query, gallery)).to(rerank_device(cfg))
         if metric == "cosine":
             feats = F.normalize(feats, dim=1)
