@@ -13,8 +13,8 @@ import re
 __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileError", "DatasetNotFoundError",
            "AnnotationError", "UnreadableImageError", "OutputDirError", "CheckpointMismatchError",
            "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
-           "EmptyGalleryError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError", "RunFailedError",
-           "one_line"]
+           "EmptyGalleryError", "RerankTooLargeError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError",
+           "RunFailedError", "one_line"]
 
 
 class UserInputError(Exception):
@@ -83,6 +83,10 @@ class PretrainedWeightsError(UserInputError, ValueError):
 
 class EmptyGalleryError(UserInputError, ValueError):
     """A gallery folder or list (``tools/search.py --gallery``) that holds no image."""
+
+
+class RerankTooLargeError(UserInputError, ValueError):
+    """A test set too large for k-reciprocal re-ranking within the memory limit (``TEST.RERANK.ENABLED``)."""
 
 
 class IndexNotFoundError(UserInputError, FileNotFoundError):

@@ -62,7 +62,31 @@ def test_s5_rerank_on_cpu():
     with pytest.raises(Exception):
         compute_dist.build_dist(q, g, "jaccard", k1=4, k2=2)  # upstream: features.cuda()
     d = compat.build_dist(q, g, "jaccard", k1=4, k2=2)
-    assert d.shape == (5, 12) and (d >= 0).all() and (d <= 1 + 1e-6).all()
+    ref = compute_dist.compute_jaccard_distance(torch.cat((q, g)), k1=4, k2=2, search_option=3)[:5, 5:]
+    assert d.shape == (5, 12) and d.dtype == ref.dtype and abs(d - ref).max() < 1e-5
+
+
+def test_s5_gpu_machine_reaches_no_faiss_gpu_call(monkeypatch):
+    """What a CUDA machine with faiss-GPU runs: CUDA and faiss GPUs reported, every faiss-GPU entry
+    point (and upstream's jaccard) made to fail: re-ranking still runs, through our implementation."""
+    import faiss
+    from fastreid.utils import compute_dist, faiss_utils
+
+    def unreachable(*args, **kwargs):
+        raise AssertionError("a faiss-GPU-only call was reached")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(faiss, "get_num_gpus", lambda: 1, raising=False)
+    for name in ("StandardGpuResources", "GpuIndexFlatL2", "GpuIndexFlatConfig", "bruteForceKnn",
+                 "cast_integer_to_long_ptr", "cast_integer_to_float_ptr", "IndexFlatL2"):
+        monkeypatch.setattr(faiss, name, unreachable, raising=False)
+    for name in ("search_raw_array_pytorch", "search_index_pytorch", "index_init_gpu", "index_init_cpu"):
+        monkeypatch.setattr(compute_dist, name, unreachable)
+        monkeypatch.setattr(faiss_utils, name, unreachable)
+    monkeypatch.setattr(compute_dist, "compute_jaccard_distance", unreachable)
+    q, g = torch.randn(5, 8), torch.randn(12, 8)
+    d = compat.build_dist(q, g, "jaccard", k1=4, k2=2)
+    assert d.shape == (5, 12) and (d >= 0).all() and (d <= 1).all()
 
 
 @no_cuda

@@ -89,3 +89,81 @@ def test_lookalike_share_of_wrong_first_matches():
     assert res == {"lookalike-wrong-Rank-1": 50.0, "wrong-Rank-1-queries": 2}
     with pytest.raises(ValueError, match="without a look-alike group"):
         lookalike_metrics(dist, q_pids, g_pids, q_cams, g_cams, {1: "a"})
+
+
+def _whole_matrix_results(cfg, feats, pids, cams, views, nq, groups):
+    """The evaluator before chunking: one [Q, G] matrix, FastReID's evaluate_rank and ROC on it."""
+    import torch.nn.functional as F
+    from fastreid.evaluation.roc import evaluate_roc
+    from sklearn import metrics
+
+    from fastreid_val.compat import build_dist
+    from fastreid_val.evaluation.lookalike import lookalike_metrics
+
+    q, g = feats[:nq], feats[nq:]
+    dist = build_dist(q, g, cfg.TEST.METRIC)
+    if cfg.TEST.RERANK.ENABLED:
+        if cfg.TEST.METRIC == "cosine":
+            q, g = F.normalize(q, dim=1), F.normalize(g, dim=1)
+        lam = cfg.TEST.RERANK.LAMBDA
+        dist = build_dist(q, g, "jaccard", k1=cfg.TEST.RERANK.K1, k2=cfg.TEST.RERANK.K2) * (1 - lam) + dist * lam
+    a = (pids[:nq], pids[nq:], cams[:nq], cams[nq:])
+    cmc, ap, inp = evaluate_rank(dist, *a)
+    res = {"Rank-1": cmc[0] * 100, "Rank-5": cmc[4] * 100, "Rank-10": cmc[9] * 100, "mAP": np.mean(ap) * 100,
+           "mINP": np.mean(inp) * 100}
+    res["metric"] = (res["mAP"] + res["Rank-1"]) / 2
+    if cfg.TEST.ROC.ENABLED:
+        scores, labels = evaluate_roc(dist, *a)
+        fprs, tprs, _ = metrics.roc_curve(labels, scores)
+        res.update({f"TPR@FPR={f:.0e}": tprs[np.argmin(np.abs(fprs - f))] for f in (1e-4, 1e-3, 1e-2)})
+    res.update(view_metrics(dist, *a, views[:nq], views[nq:]))
+    res.update(lookalike_metrics(dist, *a, groups))
+    return res, cmc
+
+
+@pytest.mark.parametrize("opts", [[], ["TEST.METRIC", "euclidean", "TEST.ROC.ENABLED", "True"],
+                                  ["TEST.RERANK.ENABLED", "True"]])
+@pytest.mark.parametrize("chunk", [1, 7, None])
+def test_chunked_evaluation_equals_the_whole_matrix(tmp_path, opts, chunk):
+    """Queries a chunk at a time (1, 7, or the default: all at once here): every result identical,
+    bit for bit, to the whole-matrix evaluation; chunks 1 and 7 include chunks without a valid query."""
+    import torch
+
+    from fastreid_val.engine import build_config
+    from fastreid_val.evaluation import ViewpointReidEvaluator
+
+    cfg = build_config("", ["OUTPUT_DIR", str(tmp_path), "TEST.RERANK.K1", "6", "TEST.RERANK.K2", "2", *opts])
+    g = torch.Generator().manual_seed(3)
+    pids = torch.randint(0, 12, (90,), generator=g)
+    pids[:3] = 100  # three queries whose identity is not in the gallery: with chunk 1, chunks without a valid query
+    feats = torch.randn(101, 16, generator=g)[pids] + 1.5 * torch.randn(90, 16, generator=g)
+    cams, views = torch.randint(0, 3, (90,), generator=g), torch.randint(-1, 2, (90,), generator=g)
+    groups = {int(p): int(p) % 4 for p in pids}
+    ev = ViewpointReidEvaluator(cfg, 30, identity_groups=groups, chunk=chunk)
+    for s in range(0, 90, 16):  # in batches, as inference gives them
+        ev.process({"targets": pids[s:s + 16], "camids": cams[s:s + 16], "viewpoints": views[s:s + 16]},
+                   feats[s:s + 16])
+    got = ev.evaluate()
+    ref, ref_cmc = _whole_matrix_results(cfg, feats, pids.numpy(), cams.numpy(), views.numpy(), 30, groups)
+    assert set(ref) <= set(got)
+    for k in ref:
+        assert got[k] == ref[k] or (np.isnan(got[k]) and np.isnan(ref[k])), (k, got[k], ref[k])
+    assert ev.cmc() == [float(c) for c in ref_cmc[:50]]
+    assert ev.evaluate() == got  # again, from the concatenated features it keeps
+
+
+def test_stock_sums_combine_by_counts_not_averages():
+    """Two chunks of unequal valid counts: hits and APs are summed; averaging the chunks' CMC would differ."""
+    from fastreid_val.evaluation.chunked import stock_results, stock_sums
+
+    rng = np.random.default_rng(5)
+    dist = rng.random((40, 60)).astype(np.float32)
+    qp, gp, qc, gc = rng.integers(0, 8, 40), rng.integers(0, 8, 60), rng.integers(0, 3, 40), rng.integers(0, 3, 60)
+    qp[:9] = 50  # chunk 0 (rows 0-9) has one valid query
+    whole = evaluate_rank(dist, qp, gp, qc, gc)
+    parts = [stock_sums(dist[s:e], qp[s:e], gp, qc[s:e], gc) for s, e in ((0, 10), (10, 40))]
+    cmc, ap, inp = stock_results(parts)
+    assert np.array_equal(cmc, whole[0]) and cmc.dtype == whole[0].dtype
+    assert np.array_equal(ap, whole[1]) and np.array_equal(inp, whole[2])
+    averaged = (evaluate_rank(dist[:10], qp[:10], gp, qc[:10], gc)[0] + evaluate_rank(dist[10:], qp[10:], gp, qc[10:], gc)[0]) / 2
+    assert not np.allclose(averaged, whole[0])

@@ -58,7 +58,17 @@ def test_losses_are_logged_and_go_down(trained):
     assert rows[-1]["loss_partition"] < rows[0]["loss_partition"]
 
 
-def test_eval_only_reproduces_metrics_and_rerank_runs(trained):
+def _fastreid_cpu_build_dist(feat_1, feat_2, metric="euclidean", **kwargs):
+    """FastReID 1.4.0's own build_dist, its faiss-CPU re-ranking (search_option=3) for "jaccard"."""
+    from fastreid.utils import compute_dist
+
+    if metric != "jaccard":
+        return compute_dist.build_dist(feat_1, feat_2, metric)
+    dist = compute_dist.compute_jaccard_distance(torch.cat((feat_1, feat_2)), search_option=3, **kwargs)
+    return dist[: len(feat_1), len(feat_1):]
+
+
+def test_eval_only_reproduces_metrics_and_rerank_runs(trained, monkeypatch):
     out, results = trained
     again = main(_args(out + "/eval", "MODEL.WEIGHTS", os.path.join(out, "model_final.pth"),
                        "TEST.RERANK.ENABLED", "False", eval_only=True))
@@ -66,8 +76,8 @@ def test_eval_only_reproduces_metrics_and_rerank_runs(trained):
         assert again[key] == pytest.approx(results[key], abs=1e-6)
     reranked = main(_args(out + "/rerank", "MODEL.WEIGHTS", os.path.join(out, "model_final.pth"),
                           "TEST.RERANK.ENABLED", "True", eval_only=True))
-    # The same model through FastReID's own ReidEvaluator, re-ranking on: the same numbers.
-    from fastreid.evaluation import ReidEvaluator, inference_on_dataset
+    # The same model through FastReID's own ReidEvaluator and its own CPU re-ranking: the same numbers.
+    from fastreid.evaluation import ReidEvaluator, inference_on_dataset, reid_evaluation
     from fastreid.utils.checkpoint import Checkpointer
 
     cfg = build_config(CFG, COMMON + ["OUTPUT_DIR", out + "/rerank", "TEST.RERANK.ENABLED", "True",
@@ -75,6 +85,7 @@ def test_eval_only_reproduces_metrics_and_rerank_runs(trained):
     model = ViewpointTrainer.build_model(cfg)
     Checkpointer(model).load(os.path.join(out, "model_final.pth"))
     loader, num_query = ViewpointTrainer.build_test_loader(cfg, "SynthVeRi")
+    monkeypatch.setattr(reid_evaluation, "build_dist", _fastreid_cpu_build_dist)  # not our S5
     stock = inference_on_dataset(model, loader, ReidEvaluator(cfg, num_query))
     for key in ("Rank-1", "Rank-5", "mAP", "mINP"):
         assert reranked[key] == pytest.approx(stock[key], abs=1e-6), key

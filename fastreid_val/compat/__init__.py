@@ -52,8 +52,14 @@ the whole process, and apply only where upstream cannot work at all (mostly: wit
   at install time (``tools/build_rank_cylib.py``); at run time we only check for it and warn once
   when evaluation falls back to Python. Applies everywhere (``evaluation.py``).
 * S5 ``build_dist(metric="jaccard")`` (``fastreid/utils/compute_dist.py:54``), called inside
-  ``ReidEvaluator.evaluate``, hard-codes ``search_option=0`` (``features.cuda()`` + faiss GPU): the
-  faiss CPU path (``search_option=3``) when there is no GPU for faiss (``evaluation.py``).
+  ``ReidEvaluator.evaluate``, hard-codes ``search_option=0``: ``features.cuda()`` (fails without
+  CUDA) and faiss-GPU search through ``faiss.cast_integer_to_long_ptr``
+  (``fastreid/utils/faiss_utils.py:19``), which current faiss (1.15) no longer has, so with faiss-GPU
+  the first evaluation crashes (before FastReID's ``PeriodicCheckpointer`` writes the checkpoint);
+  its CPU path (``search_option=3``) holds three dense N x N matrices and loops in Python. Re-ranking
+  is done by :mod:`fastreid_val.evaluation.rerank` instead (torch, sparse, on the features' device,
+  same results within float32 rounding); no faiss-GPU code path is reachable. Applies everywhere
+  (``evaluation.py``).
 * S6 ``_distributed_worker`` (``fastreid/engine/launch.py:79``) asserts CUDA, hard-codes the NCCL
   backend and ``torch.cuda.set_device``; ``DefaultTrainer.__init__``
   (``fastreid/engine/defaults.py:207``) passes CUDA ``device_ids`` to DDP. Without CUDA: gloo, and
@@ -80,11 +86,11 @@ warning, the project's own included, still shows:
 """
 from .data import CPUDataLoader, _patch_background_generator, _patch_data_loader
 from .engine import _ddp, _distributed_worker_cpu, _patch_distributed
-from .evaluation import _patch_evaluator, build_dist, faiss_has_gpu, rank_cylib_available
+from .evaluation import _patch_evaluator, build_dist, rank_cylib_available
 from .imports import apply_pre_import_shims
 from .noise import filter_upstream_noise
 
-__all__ = ["apply", "apply_pre_import_shims", "build_dist", "faiss_has_gpu", "rank_cylib_available", "CPUDataLoader"]
+__all__ = ["apply", "apply_pre_import_shims", "build_dist", "rank_cylib_available", "CPUDataLoader"]
 
 _APPLIED = False
 

@@ -1,4 +1,4 @@
-"""S4, S5: FastReID's evaluator (compiled rank evaluation, re-ranking on CPU). See :mod:`fastreid_val.compat`.
+"""S4, S5: FastReID's evaluator (compiled rank evaluation, re-ranking without faiss). See :mod:`fastreid_val.compat`.
 """
 import logging
 
@@ -35,19 +35,14 @@ def _patch_evaluator():
     reid_evaluation.build_dist = build_dist
 
 
-def faiss_has_gpu() -> bool:
-    import faiss
-
-    return torch.cuda.is_available() and hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
-
-
 def build_dist(feat_1, feat_2, metric="euclidean", **kwargs):
-    """S5: ``fastreid.utils.compute_dist.build_dist`` with a CPU path for ``metric="jaccard"``."""
+    """S5: ``fastreid.utils.compute_dist.build_dist``, with ``metric="jaccard"`` computed by
+    :func:`fastreid_val.evaluation.rerank.k_reciprocal_jaccard` (torch, on the features' device; no
+    faiss) instead of upstream's faiss-GPU search. Same [Q, G] float32 array as upstream returns."""
     from fastreid.utils import compute_dist
 
-    if metric != "jaccard" or faiss_has_gpu():
+    if metric != "jaccard":
         return compute_dist.build_dist(feat_1, feat_2, metric, **kwargs)
-    feat = torch.cat((feat_1, feat_2), dim=0)
-    # search_option=3 is upstream's faiss-CPU search (compute_dist.py:94).
-    dist = compute_dist.compute_jaccard_distance(feat, k1=kwargs["k1"], k2=kwargs["k2"], search_option=3)
-    return dist[: feat_1.size(0), feat_1.size(0):]
+    from ..evaluation.rerank import k_reciprocal_jaccard
+
+    return k_reciprocal_jaccard(feat_1, feat_2, k1=kwargs["k1"], k2=kwargs["k2"]).cpu().numpy()

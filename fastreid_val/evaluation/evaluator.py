@@ -8,15 +8,11 @@ from collections import OrderedDict
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from fastreid.evaluation.query_expansion import aqe
-from fastreid.evaluation.rank import evaluate_rank
 from fastreid.evaluation.reid_evaluation import ReidEvaluator
 from fastreid.utils import comm
 
-from ..compat import build_dist
-from .cross_view import view_metrics
-from .lookalike import lookalike_metrics
+from .chunked import chunk_size, chunked_metrics, distance_rows
 
 logger = logging.getLogger(__name__)
 
@@ -31,12 +27,17 @@ class ViewpointReidEvaluator(ReidEvaluator):
     ``metrics.json`` and TensorBoard like the stock metrics. With ``identity_groups`` (a dataset's
     look-alike group of each identity) it also reports :func:`lookalike_metrics`. ``dataset_name``
     names this test set's CMC in ``cmc.json``.
+
+    Queries are evaluated ``chunk`` at a time (:mod:`.chunked`; default: about 4 M distances a chunk),
+    so memory is O(chunk x G) besides the features, whatever the gallery size; the results are those
+    of the whole distance matrix.
     """
 
-    def __init__(self, cfg, num_query, output_dir=None, identity_groups=None, dataset_name=""):
+    def __init__(self, cfg, num_query, output_dir=None, identity_groups=None, dataset_name="", chunk=None):
         super().__init__(cfg, num_query, output_dir)
         self.identity_groups = identity_groups
         self.dataset_name = dataset_name
+        self.chunk = chunk
 
     def process(self, inputs, outputs):
         super().process(inputs, outputs)
@@ -45,21 +46,36 @@ class ViewpointReidEvaluator(ReidEvaluator):
             views = torch.full_like(inputs["targets"], -1)
         self._predictions[-1]["viewpoints"] = views.cpu()
 
-    def distance(self, query_features, gallery_features):
+    def _features(self, query_features, gallery_features):
         cfg = self.cfg
-        if cfg.TEST.AQE.ENABLED:
+        if cfg.TEST.AQE.ENABLED:  # AQE's own (Q + G)^2 similarities (FastReID's aqe): not bounded
             query_features, gallery_features = aqe(query_features, gallery_features, cfg.TEST.AQE.QE_TIME,
                                                    cfg.TEST.AQE.QE_K, cfg.TEST.AQE.ALPHA)
-        dist = build_dist(query_features, gallery_features, cfg.TEST.METRIC)
-        if cfg.TEST.RERANK.ENABLED:
-            if cfg.TEST.METRIC == "cosine":
-                query_features = F.normalize(query_features, dim=1)
-                gallery_features = F.normalize(gallery_features, dim=1)
-            rerank = build_dist(query_features, gallery_features, metric="jaccard",
-                                k1=cfg.TEST.RERANK.K1, k2=cfg.TEST.RERANK.K2)
-            lam = cfg.TEST.RERANK.LAMBDA
-            dist = rerank * (1 - lam) + dist * lam
-        return dist
+        return query_features, gallery_features
+
+    def distance(self, query_features, gallery_features):
+        """[Q, G] distances as FastReID's ``ReidEvaluator`` computes them (AQE, re-ranking)."""
+        q, g = self._features(query_features, gallery_features)
+        return distance_rows(q, g, self.cfg)(range(0, q.size(0)))
+
+    def _concatenated(self, predictions):
+        """One prediction with every batch's tensors concatenated; in a single process it replaces the
+        batches, so the features are held once (the batches are freed while they are copied)."""
+        keys = ("feats", "pids", "camids", "viewpoints")
+        if len(predictions) == 1:
+            return predictions[0]
+        cat = {k: torch.cat([p[k] for p in predictions], dim=0) for k in keys[1:]}
+        n = sum(len(p["feats"]) for p in predictions)
+        cat["feats"] = predictions[0]["feats"].new_empty((n,) + predictions[0]["feats"].shape[1:])
+        start = 0
+        for p in predictions:
+            cat["feats"][start:start + len(p["feats"])] = p["feats"]
+            start += len(p["feats"])
+            if predictions is self._predictions:
+                p["feats"] = None
+        if predictions is self._predictions:
+            self._predictions = [cat]
+        return cat
 
     def evaluate(self):
         predictions = self._predictions
@@ -68,13 +84,18 @@ class ViewpointReidEvaluator(ReidEvaluator):
             predictions = list(itertools.chain(*comm.gather(self._predictions, dst=0)))
             if not comm.is_main_process():
                 return {}
-        cat = {k: torch.cat([p[k] for p in predictions], dim=0) for k in ("feats", "pids", "camids", "viewpoints")}
+        cat = self._concatenated(predictions)
         nq = self._num_query
         feats = cat["feats"]
         pids, camids, views = (cat[k].numpy() for k in ("pids", "camids", "viewpoints"))
-        dist = self.distance(feats[:nq], feats[nq:])
-
-        cmc, all_ap, all_inp = evaluate_rank(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:])
+        query_features, gallery_features = self._features(feats[:nq], feats[nq:])
+        rows = distance_rows(query_features, gallery_features, self.cfg)
+        q = {"pids": pids[:nq], "camids": camids[:nq], "views": views[:nq]}
+        g = {"pids": pids[nq:], "camids": camids[nq:], "views": views[nq:]}
+        with_views = bool((views >= 0).any() and len(np.unique(views[views >= 0])) > 1)
+        cmc, all_ap, all_inp, extra, roc = chunked_metrics(
+            rows, q, g, self.chunk or chunk_size(len(g["pids"])), views=with_views, groups=self.identity_groups,
+            roc=self.cfg.TEST.ROC.ENABLED)
         self._cmc = [float(c) for c in cmc[:50]]
         results = OrderedDict()
         for r in (1, 5, 10):  # a gallery smaller than r has no Rank-r (FastReID truncates the CMC)
@@ -82,12 +103,9 @@ class ViewpointReidEvaluator(ReidEvaluator):
         results["mAP"] = np.mean(all_ap) * 100
         results["mINP"] = np.mean(all_inp) * 100
         results["metric"] = (results["mAP"] + results["Rank-1"]) / 2
-        if self.cfg.TEST.ROC.ENABLED:
-            results.update(roc_metrics(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:]))
-        if (views >= 0).any() and len(np.unique(views[views >= 0])) > 1:
-            results.update(view_metrics(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:], views[:nq], views[nq:]))
-        if self.identity_groups:
-            results.update(lookalike_metrics(dist, pids[:nq], pids[nq:], camids[:nq], camids[nq:], self.identity_groups))
+        if roc is not None:
+            results.update(roc_metrics(*roc))
+        results.update(extra)
         self._results = results
         return copy.deepcopy(results)
 
@@ -96,11 +114,10 @@ class ViewpointReidEvaluator(ReidEvaluator):
         return self._cmc
 
 
-def roc_metrics(dist, q_pids, g_pids, q_camids, g_camids):
-    """``TPR@FPR=1e-04/1e-03/1e-02`` as FastReID's ``ReidEvaluator`` reports them with ``TEST.ROC.ENABLED``."""
-    from fastreid.evaluation.roc import evaluate_roc
+def roc_metrics(scores, labels):
+    """``TPR@FPR=1e-04/1e-03/1e-02`` as FastReID's ``ReidEvaluator`` reports them with ``TEST.ROC.ENABLED``,
+    from the scores and labels of ``fastreid.evaluation.roc.evaluate_roc``."""
     from sklearn import metrics
 
-    scores, labels = evaluate_roc(dist, q_pids, g_pids, q_camids, g_camids)
     fprs, tprs, _ = metrics.roc_curve(labels, scores)
     return OrderedDict((f"TPR@FPR={fpr:.0e}", tprs[np.argmin(np.abs(fprs - fpr))]) for fpr in (1e-4, 1e-3, 1e-2))
