@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 FAISS ?= cpu
 STAMP := $(VENV)/.installed-$(FAISS)
 
-.PHONY: install demo test compare compare-explanations bench clean
+.PHONY: install demo test compare compare-explanations compare-calibration compare-eq7-check compare-study bench clean
 
 install: $(STAMP)
 
@@ -34,6 +34,22 @@ compare: install
 # Tests of the explanations for where VAL trails Softmax (docs/STUDY.md); one seed (seed 0) each.
 compare-explanations: install
 	$(PY) tools/compare.py --preset synthveri-explanations --seeds 1 --out output/compare-explanations
+
+# Issue 20 (docs/STUDY.md, "The study fixed before it is run"), three seeds each. The calibration runs
+# the classifier-family controls alone (no VAL) on a recipe variant: RECIPE holds its overrides for every
+# run and NAME its output folder, e.g. make compare-calibration NAME=warmup200 RECIPE="SOLVER.WARMUP_ITERS 200".
+# compare-study runs both generator settings on the recipe chosen there (RECIPE, NAME as above).
+NAME ?= today
+RECIPE ?=
+compare-calibration: install
+	$(PY) tools/compare.py --preset synthveri-calibration --seeds 3 --out output/calibration/$(NAME) $(if $(RECIPE),--opts $(RECIPE))
+
+compare-eq7-check: install
+	$(PY) tools/compare.py --preset synthveri-eq7-check --seeds 3 --out output/eq7-check/$(NAME) $(if $(RECIPE),--opts $(RECIPE))
+
+compare-study: install
+	$(PY) tools/compare.py --preset synthveri-study-shared-cues --seeds 3 --out output/study/$(NAME)/shared-cues $(if $(RECIPE),--opts $(RECIPE))
+	$(PY) tools/compare.py --preset synthveri-study-independent-ends --seeds 3 --out output/study/$(NAME)/independent-ends $(if $(RECIPE),--opts $(RECIPE))
 
 # The ONNX and search benchmarks run one thread per runtime: the 2 cores are shared with other jobs,
 # where spinning thread pools measure those jobs rather than the runtime (docs/DEPLOY.md).

@@ -129,3 +129,27 @@ def test_compare_passes_overrides_to_every_run(tmp_path, monkeypatch):
                      ("val_mnv2.yml", 1, opts)]  # seed-major, every run with the overrides
     with pytest.raises(SystemExit):
         _compare_main()(["--configs", configs[0], "--out", str(tmp_path), "--opts", "SOLVER.MAX_EPOCH"])
+
+
+def test_a_preset_puts_its_synthveri_setting_before_the_users_overrides(tmp_path, monkeypatch):
+    import fastreid_val.experiments.compare as compare_module
+
+    calls = []
+
+    def fake_run(config, out, seed, opts=(), reuse=True, **console):
+        calls.append((os.path.basename(config), list(opts)))
+        _fake_run(out, 10.0, [0.5])
+        return out
+
+    monkeypatch.setattr(compare_module, "run_config", fake_run)
+    for preset, value in (("synthveri-study-shared-cues", "True"), ("synthveri-study-independent-ends", "False"),
+                          ("synthveri-calibration", "False"), ("synthveri", "False")):
+        calls.clear()
+        _compare_main()(["--preset", preset, "--seeds", "1", "--out", str(tmp_path / preset), "--no-floors",
+                         "--no-diagnostics", "--opts", "SOLVER.WARMUP_ITERS", "200"])
+        assert [c for c, _ in calls] == [os.path.basename(p) for p in compare_module.PRESETS[preset]]
+        assert all(o == ["DATASETS.SYNTHVERI.SHARED_CUES", value, "SOLVER.WARMUP_ITERS", "200"] for _, o in calls)
+    # the two study presets run the same methods; the calibration runs no VAL config
+    assert compare_module.PRESETS["synthveri-study-shared-cues"] == compare_module.PRESETS["synthveri-study-independent-ends"]
+    assert not [c for c in compare_module.PRESETS["synthveri-calibration"] if "val" in os.path.basename(c)]
+    assert set(compare_module.PRESET_OPTS) <= set(compare_module.PRESETS)

@@ -68,3 +68,75 @@ def test_concurrent_first_use(tmp_path):
     generate(str(tmp_path / "ref"), SMALL)
     assert _digest(tmp_path / SMALL.folder_name()) == _digest(tmp_path / "ref")
     assert not [d for d in os.listdir(tmp_path) if d.startswith(".synthveri-tmp")]
+
+
+# sha256 over the file names and bytes (settings.json left out: it holds the format version) of SMALL
+# at 6 models and 6 colours, written by the format-2 generator (commit a99f833, before shared cues
+# existed) with Pillow 13.0.0: the independent-ends setting must still write exactly those files.
+FORMAT2_DIGEST = "c5f4e2068ad43c380414ef2628885f0671bbd38c4b2c93b933a56f530aa9d57d"
+ALL_GROUPS = SynthSettings(**{**SMALL.__dict__, "num_models": 6, "num_colours": 6})
+
+
+def _digest_without_marker(folder):
+    h = hashlib.sha256()
+    for dirpath, _, files in sorted(os.walk(folder)):
+        for f in sorted(files):
+            if f != "settings.json":
+                h.update(f.encode())
+                h.update(open(os.path.join(dirpath, f), "rb").read())
+    return h.hexdigest()
+
+
+def test_independent_ends_write_the_earlier_format_byte_for_byte(tmp_path):
+    import PIL
+
+    if PIL.__version__.split(".")[0] != "13":
+        pytest.skip(f"the reference digest was written by Pillow 13's JPEG encoder, this is {PIL.__version__}")
+    generate(str(tmp_path), SynthSettings(**{**ALL_GROUPS.__dict__, "shared_cues": False}))
+    assert _digest_without_marker(tmp_path) == FORMAT2_DIGEST
+
+
+def test_shared_cues_put_one_plate_on_both_ends_and_a_roof_item():
+    from fastreid_val.data.synthveri.generate import draw_identity
+
+    shared, independent = [], []
+    for pid in range(1, 61):
+        a = draw_identity(SynthSettings(shared_cues=True), pid)[3]
+        b = draw_identity(SynthSettings(shared_cues=False), pid)[3]
+        shared.append(a)
+        independent.append(b)
+        assert (a.rear_plate, a.rear_plate_code) == (a.front_plate, a.front_plate_code)
+        assert a.roof_item >= 0 and b.roof_item == -1
+        # everything else is the same vehicle
+        assert (a.front_plate, a.front_plate_code, a.grille, a.tail, a.stripe) == (
+            b.front_plate, b.front_plate_code, b.grille, b.tail, b.stripe)
+    differ = sum((b.rear_plate, b.rear_plate_code) != (b.front_plate, b.front_plate_code) for b in independent)
+    assert differ > 40  # drawn independently: equal by chance in 1/24 of the identities
+    assert len({(a.roof_item, a.roof_item_width) for a in shared}) == 10
+
+
+def test_the_two_settings_differ_only_in_the_cues(tmp_path):
+    generate(str(tmp_path / "shared"), SMALL)
+    generate(str(tmp_path / "independent"), SynthSettings(**{**SMALL.__dict__, "shared_cues": False}))
+    for f in ("keypoint_train.txt", "keypoint_test.txt", "attributes.txt"):  # same poses, cameras, groups
+        assert (tmp_path / "shared" / f).read_text() == (tmp_path / "independent" / f).read_text()
+    names = sorted(os.listdir(tmp_path / "shared" / "image_train"))
+    assert names == sorted(os.listdir(tmp_path / "independent" / "image_train"))
+    same = sum((tmp_path / "shared" / "image_train" / n).read_bytes() ==
+               (tmp_path / "independent" / "image_train" / n).read_bytes() for n in names)
+    assert same < len(names) // 4  # the roof item is in (nearly) every image
+
+
+def test_folder_names_keep_the_settings_apart_and_the_config_key_reaches_them():
+    from fastreid.config import get_cfg
+
+    from fastreid_val.config import add_val_config
+    from fastreid_val.data.synthveri import synth_settings
+
+    assert SynthSettings().shared_cues is True and SynthSettings().folder_name() == "synthveri"
+    assert SynthSettings(shared_cues=False).folder_name() == "synthveri-independent-ends"
+    assert SMALL.folder_name() != SynthSettings(**{**SMALL.__dict__, "shared_cues": False}).folder_name()
+    cfg = add_val_config(get_cfg())
+    assert synth_settings(cfg) == SynthSettings()
+    cfg.DATASETS.SYNTHVERI.SHARED_CUES = False
+    assert synth_settings(cfg) == SynthSettings(shared_cues=False)

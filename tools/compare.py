@@ -3,6 +3,7 @@
 reference floors (random features, raw pixels, look-alike oracle) of the first config's test sets.
 
     python tools/compare.py --preset synthveri --seeds 3                         # make compare
+    python tools/compare.py --preset synthveri-calibration --seeds 3 --out output/calibration/today  # issue 20
     python tools/compare.py --configs configs/VeRi/softmax_r50.yml configs/VeRi/val_r50.yml --seeds 1 \
         --opts MODEL.BACKBONE.PRETRAIN_PATH /path/to/resnet50.pth               # overrides for every run
     python tools/compare.py --runs output/veri/val_r50 output/veri/softmax_r50   # finished folders only
@@ -13,7 +14,7 @@ import sys
 
 import fastreid_val  # noqa: F401  (shims and registration)
 from fastreid_val.errors import UserInputError, one_line
-from fastreid_val.experiments.compare import PRESETS, compare
+from fastreid_val.experiments.compare import PRESET_OPTS, PRESETS, compare
 from fastreid_val.experiments.progress import setup_console
 
 
@@ -24,7 +25,8 @@ def main(argv=None):
     p.add_argument("--runs", nargs="*", default=[], help="finished output folders (with results.json)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", default="output/compare")
-    p.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE", help="config overrides for every run")
+    p.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE",
+                   help="config overrides for every run, after the preset's own (its SynthVeRi setting)")
     p.add_argument("--no-floors", action="store_true", help="leave out the reference floors")
     p.add_argument("--no-diagnostics", action="store_true",
                    help="leave out the pair-distance and sub-center diagnostics (diagnostics.md, distances.png, "
@@ -43,7 +45,8 @@ def main(argv=None):
         p.error("give --preset, --configs or --runs")
     try:
         setup_console(verbose=a.verbose)
-        table = compare(configs, a.seeds, a.out, a.opts, a.runs, floors=not a.no_floors,
+        opts = list(PRESET_OPTS.get(a.preset, [])) + a.opts
+        table = compare(configs, a.seeds, a.out, opts, a.runs, floors=not a.no_floors,
                         diagnostics=not a.no_diagnostics, verbose=a.verbose)
     except UserInputError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)

@@ -12,7 +12,7 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 from fastreid.config import CfgNode as CN
@@ -20,13 +20,14 @@ from fastreid.config import CfgNode as CN
 from ...errors import InvalidConfigError
 
 from .render import Camera, render
-from .vehicles import COLOURS, MODELS, sample_vehicle
+from .vehicles import COLOURS, MODELS, sample_vehicle, share_cues
 
-__all__ = ["SynthSettings", "add_synthveri_config", "synth_settings", "generate", "ensure_synthveri", "read_attributes", "ORIENTATION_FREQUENCIES",
+__all__ = ["SynthSettings", "add_synthveri_config", "synth_settings", "draw_identity", "generate", "ensure_synthveri", "read_attributes", "ORIENTATION_FREQUENCIES",
            "FORMAT_VERSION"]
 
 # Written into settings.json; a folder written by another version of the generator is regenerated.
-FORMAT_VERSION = 2
+# 3: the shared-cues setting (SynthSettings.shared_cues); with shared_cues False the files are those of 2.
+FORMAT_VERSION = 3
 
 # Orientation frequencies of the real VeRi-776 test annotation sample (1,410 lines):
 # front 152, rear 113, left 9, left-front 387, left-rear 371, right 39, right-front 128, right-rear 211.
@@ -48,12 +49,21 @@ class SynthSettings:
     num_models: int = 3
     num_colours: int = 3
     seed: int = 0
+    # Identity cues seen from both ends: one plate (colour and code) front and rear, and a roof item
+    # seen from every direction (vehicles.share_cues). False draws front and rear independently, the
+    # earlier benchmark (format 2, the same files). The default, True, was fixed by realism before any
+    # run with it: VeRi-776's vehicles carry one plate number front and rear, and roof items, dents and
+    # stickers are seen from both oblique ends; VAL's premise, pulling an identity's viewpoint
+    # subclasses together, can only pay where such shared cues exist (issue 20).
+    shared_cues: bool = True
 
     def folder_name(self) -> str:
-        default = SynthSettings()
-        if self == default:
-            return "synthveri"
-        return "synthveri-" + "-".join(f"{v}" for v in asdict(self).values())
+        """``synthveri`` for the defaults, else the settings' values joined; ``-independent-ends`` is
+        appended without shared cues, so the two settings never share a folder."""
+        rest = {k: v for k, v in asdict(self).items() if k != "shared_cues"}
+        name = "synthveri" if replace(self, shared_cues=True) == SynthSettings() else (
+            "synthveri-" + "-".join(f"{v}" for v in rest.values()))
+        return name if self.shared_cues else name + "-independent-ends"
 
 
 def add_synthveri_config(cfg):
@@ -69,6 +79,9 @@ def add_synthveri_config(cfg):
     cfg.DATASETS.SYNTHVERI.NUM_COLOURS = d.num_colours  # colours in use (of 6): models x colours look-alike groups
     cfg.DATASETS.SYNTHVERI.SIZE = [d.height, d.width]  # rendered image size [height, width]
     cfg.DATASETS.SYNTHVERI.SEED = d.seed  # generator seed: same seed and settings give identical files
+    # identity cues seen from both ends: one plate front and rear (as on VeRi-776's vehicles) and a roof
+    # item seen from every direction; False: front and rear drawn independently (the earlier benchmark)
+    cfg.DATASETS.SYNTHVERI.SHARED_CUES = d.shared_cues
     return cfg
 
 
@@ -77,7 +90,8 @@ def synth_settings(cfg) -> "SynthSettings":
     s = cfg.DATASETS.SYNTHVERI
     return SynthSettings(num_train_ids=s.NUM_TRAIN_IDS, num_test_ids=s.NUM_TEST_IDS, images_per_id=s.IMAGES_PER_ID,
                          num_cameras=s.NUM_CAMERAS, cameras_per_id=s.CAMERAS_PER_ID, num_models=s.NUM_MODELS,
-                         num_colours=s.NUM_COLOURS, height=s.SIZE[0], width=s.SIZE[1], seed=s.SEED)
+                         num_colours=s.NUM_COLOURS, height=s.SIZE[0], width=s.SIZE[1], seed=s.SEED,
+                         shared_cues=bool(s.SHARED_CUES))
 
 
 def _cameras(settings, rng):
@@ -99,6 +113,19 @@ def _line(split, name, points, orientation):
     return f"VeRi/{split}/{name} {coords} {orientation}\n"
 
 
+def draw_identity(settings: SynthSettings, pid: int):
+    """Identity ``pid``'s vehicle: ``(rng, model, colour, Vehicle)``, ``model`` and ``colour`` indices into
+    the models and colours in use, ``rng`` the identity's stream, which goes on to draw its images."""
+    models = list(range(min(settings.num_models, len(MODELS))))
+    colours = COLOURS[: settings.num_colours]
+    rng = np.random.default_rng([settings.seed, pid])
+    model, colour = int(rng.integers(len(models))), int(rng.integers(len(colours)))
+    car = sample_vehicle(rng, models[model], colours[colour])
+    if settings.shared_cues:  # from a stream of its own: everything else is as without shared cues
+        car = share_cues(car, np.random.default_rng([settings.seed, pid, 1]))
+    return rng, model, colour, car
+
+
 def generate(out_dir: str, settings: SynthSettings) -> None:
     """Write the dataset into ``out_dir`` (created). Same settings -> identical bytes."""
     if min(settings.num_train_ids, settings.num_test_ids, settings.images_per_id, settings.num_cameras) < 1:
@@ -106,16 +133,13 @@ def generate(out_dir: str, settings: SynthSettings) -> None:
     master = np.random.default_rng(settings.seed)
     cameras = _cameras(settings, master)
     models = list(range(min(settings.num_models, len(MODELS))))
-    colours = COLOURS[: settings.num_colours]
     for d in ("image_train", "image_query", "image_test"):
         os.makedirs(os.path.join(out_dir, d), exist_ok=True)
     ann = {"train": [], "test": []}
     attributes = []
     total = settings.num_train_ids + settings.num_test_ids
     for pid in range(1, total + 1):
-        rng = np.random.default_rng([settings.seed, pid])
-        model, colour = int(rng.integers(len(models))), int(rng.integers(len(colours)))
-        car = sample_vehicle(rng, models[model], colours[colour])
+        rng, model, colour, car = draw_identity(settings, pid)
         attributes.append(f"{pid:04d} {MODELS[models[model]][0]} {colour}\n")
         cams = rng.choice(settings.num_cameras, size=min(settings.cameras_per_id, settings.num_cameras), replace=False)
         # A camera sees passing vehicles mostly from one orientation.

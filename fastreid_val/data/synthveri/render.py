@@ -61,7 +61,15 @@ def _plate(f, u0, v0, u1, v1, colour, code):
             f.rect(a, v0 + 0.25 * (v1 - v0), a + 0.18 * (u1 - u0), v1 - 0.25 * (v1 - v0), DARK)
 
 
+def _roof_item(f: _Face, car: Vehicle, u: float, half_widths: Tuple[float, float]):
+    """The roof item (shared cues), centred at ``u`` on the roof line (v = 0), if the vehicle has one."""
+    if car.roof_item >= 0:
+        hw = half_widths[car.roof_item_width]
+        f.rect(u - hw, -0.09, u + hw, 0.0, STICKER_COLOURS[car.roof_item])
+
+
 def _front(f: _Face, car: Vehicle, kp: Dict[int, Point]):
+    _roof_item(f, car, 0.5, (0.14, 0.26))
     f.rect(0, 0.36, 1, 0.97, car.colour)
     f.poly([(0.16, 0.0), (0.84, 0.0), (0.95, 0.38), (0.05, 0.38)], car.colour)
     f.poly([(0.21, 0.05), (0.79, 0.05), (0.88, 0.35), (0.12, 0.35)], WINDOW)
@@ -100,6 +108,7 @@ def _front(f: _Face, car: Vehicle, kp: Dict[int, Point]):
 
 
 def _rear(f: _Face, car: Vehicle, kp: Dict[int, Point]):
+    _roof_item(f, car, 0.5, (0.14, 0.26))
     f.rect(0, 0.36, 1, 0.97, car.colour)
     f.poly([(0.14, 0.0), (0.86, 0.0), (0.95, 0.38), (0.05, 0.38)], car.colour)
     f.poly([(0.2, 0.06), (0.8, 0.06), (0.87, 0.33), (0.13, 0.33)], WINDOW)
@@ -133,6 +142,7 @@ def _side(f: _Face, car: Vehicle, left: bool, kp: Dict[int, Point], rng, show_en
     f.poly([(c0 + 0.04, ch - 0.03), (c0 + 0.1, 0.06), (c1 - 0.07, 0.06), (c1 - 0.03, ch - 0.03)], WINDOW)
     if car.roof_rack:
         f.rect(c0 + 0.1, -0.05, c1 - 0.08, 0.0, DARK)
+    _roof_item(f, car, (c0 + c1) / 2, (0.07, 0.14))
     if car.stripe >= 0:
         f.rect(0.02, 0.6, 0.98, 0.66, STICKER_COLOURS[car.stripe])
     if left and car.left_decal >= 0:

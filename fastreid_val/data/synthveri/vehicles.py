@@ -1,16 +1,19 @@
 """SynthVeRi identities: a shared vehicle model and colour, plus details seen only from the front,
-only from the rear, or only from one side.
+only from the rear, or only from one side, and (with shared cues) details seen from both ends.
 
 Many identities share a model and colour (similar appearance); what tells them apart is a set of
-small details, and the front and rear sets are drawn independently (viewpoint variation: a front
-and a rear image of one vehicle share only model and colour).
+small details. The front and rear sets are drawn independently (viewpoint variation); without
+shared cues a front and a rear image of one vehicle share only model, colour and the side details
+of the oblique views. :func:`share_cues` adds what real vehicles share across their ends: one plate
+(colour and code) front and rear, as on VeRi-776's vehicles, and a roof item seen from every
+direction (a roof box, a taxi sign, a light bar).
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Tuple
 
 import numpy as np
 
-__all__ = ["Vehicle", "MODELS", "COLOURS", "sample_vehicle"]
+__all__ = ["Vehicle", "MODELS", "COLOURS", "sample_vehicle", "share_cues"]
 
 Colour = Tuple[int, int, int]
 
@@ -56,6 +59,9 @@ class Vehicle:
     rims: Colour
     roof_rack: bool
     left_decal: int  # -1 none, else colour index; left side only (tells left from right)
+    # seen from both ends (share_cues only; -1 = none, the independent-ends setting)
+    roof_item: int = -1  # -1 none, else colour index of a box on the roof, seen from every direction
+    roof_item_width: int = 0  # 0 narrow, 1 wide
 
 
 def _pick(rng, seq):
@@ -76,3 +82,15 @@ def sample_vehicle(rng: np.random.Generator, model: int, colour: Colour) -> Vehi
         stripe=int(rng.integers(-1, len(STICKER_COLOURS))), rims=_pick(rng, ((40, 40, 40), (190, 190, 200), (200, 170, 60))),
         roof_rack=bool(rng.integers(2)), left_decal=int(rng.integers(-1, len(STICKER_COLOURS))),
     )
+
+
+def share_cues(car: Vehicle, rng: np.random.Generator) -> Vehicle:
+    """``car`` with the identity cues that a real vehicle shows at both ends.
+
+    The rear plate becomes the front one (colour and code: one plate number front and rear, as on
+    VeRi-776's vehicles), and a roof item drawn from ``rng`` is seen from the front, the rear, the
+    sides and both oblique ends. ``rng`` is the identity's own stream for these cues, so the rest of
+    the dataset (the other details, cameras, orientations, poses) is the same with and without them.
+    """
+    return replace(car, rear_plate=car.front_plate, rear_plate_code=car.front_plate_code,
+                   roof_item=int(rng.integers(len(STICKER_COLOURS))), roof_item_width=int(rng.integers(2)))
