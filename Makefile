@@ -35,7 +35,7 @@ compare: install
 compare-explanations: install
 	$(PY) tools/compare.py --preset synthveri-explanations --seeds 1 --out output/compare-explanations
 
-# Issue 20 (docs/STUDY.md, "The study fixed before it is run"), three seeds each. The calibration runs
+# The study (docs/STUDY.md, "The study fixed before it is run"), three seeds each. The calibration runs
 # the classifier-family controls alone (no VAL) on a recipe variant: RECIPE holds its overrides for every
 # run and NAME its output folder, e.g. make compare-calibration NAME=warmup200 RECIPE="SOLVER.WARMUP_ITERS 200".
 # compare-study runs both generator settings on the recipe chosen there (RECIPE, NAME as above).

@@ -45,7 +45,7 @@ PRESETS = {
     # with the head at 10x the learning rate.
     "synthveri-explanations": [_S + n for n in ("val_v1_mnv2.yml", "softmax_mnv2_long.yml", "val_mnv2_long.yml",
                                                 "softmax_mnv2_head_lr10.yml", "val_mnv2_head_lr10.yml")],
-    # Issue 20 (docs/STUDY.md, "The study fixed before it is run"). The recipe is calibrated on the
+    # The study (docs/STUDY.md, "The study fixed before it is run"). The recipe is calibrated on the
     # classifier-family controls alone, no VAL run: the linear softmax against FastReID's CircleSoftmax
     # (SBS's s=64, m=0.35 and VAL's s=48, m=0.5) and CosSoftmax.
     "synthveri-calibration": CONTROLS,

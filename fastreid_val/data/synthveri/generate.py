@@ -54,7 +54,7 @@ class SynthSettings:
     # earlier benchmark (format 2, the same files). The default, True, was fixed by realism before any
     # run with it: VeRi-776's vehicles carry one plate number front and rear, and roof items, dents and
     # stickers are seen from both oblique ends; VAL's premise, pulling an identity's viewpoint
-    # subclasses together, can only pay where such shared cues exist (issue 20).
+    # subclasses together, can only pay where such shared cues exist.
     shared_cues: bool = True
 
     def folder_name(self) -> str:
