@@ -31,8 +31,14 @@ def _imports(path):
             names = [a.name for a in node.names]
         else:
             continue
-        found |= {n.split(".")[1] for n in names if n.startswith("fastreid_val.") and n.count(".") >= 1}
+        found |= {n.split(".")[1] for n in names if n.startswith("fastreid_val.") and n.count(".") >= 1
+                  and n not in PURE_ALGORITHMS}
     return found
+
+
+# Pure algorithms that depend on nothing of the package but ``errors``: any layer may use them (compat's
+# S5 re-ranks with the same implementation as the evaluator). test_pure_algorithms_stay_pure holds that.
+PURE_ALGORITHMS = {"fastreid_val.evaluation.rerank", "fastreid_val.evaluation.neighbours"}
 
 
 def _files(sub):
@@ -53,6 +59,12 @@ def test_dependencies_run_one_way(layer, forbidden):
     for path in _files(layer):
         wrong = _imports(path) & forbidden
         assert not wrong, f"{os.path.relpath(path, PKG)} imports {sorted(wrong)}"
+
+
+@pytest.mark.parametrize("module", sorted(PURE_ALGORITHMS))
+def test_pure_algorithms_stay_pure(module):
+    path = os.path.join(PKG, *module.split(".")[1:]) + ".py"
+    assert _imports(path) <= {"errors"}, module
 
 
 def test_the_import_scan_sees_relative_imports():
