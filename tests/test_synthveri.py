@@ -116,13 +116,13 @@ def test_shared_cues_put_one_plate_on_both_ends_and_a_roof_item():
 
 
 def test_the_two_settings_differ_only_in_the_cues(tmp_path):
-    generate(str(tmp_path / "shared"), SMALL)
+    generate(str(tmp_path / "with_shared_cues"), SMALL)
     generate(str(tmp_path / "independent"), SynthSettings(**{**SMALL.__dict__, "shared_cues": False}))
     for f in ("keypoint_train.txt", "keypoint_test.txt", "attributes.txt"):  # same poses, cameras, groups
-        assert (tmp_path / "shared" / f).read_text() == (tmp_path / "independent" / f).read_text()
-    names = sorted(os.listdir(tmp_path / "shared" / "image_train"))
+        assert (tmp_path / "with_shared_cues" / f).read_text() == (tmp_path / "independent" / f).read_text()
+    names = sorted(os.listdir(tmp_path / "with_shared_cues" / "image_train"))
     assert names == sorted(os.listdir(tmp_path / "independent" / "image_train"))
-    same = sum((tmp_path / "shared" / "image_train" / n).read_bytes() ==
+    same = sum((tmp_path / "with_shared_cues" / "image_train" / n).read_bytes() ==
                (tmp_path / "independent" / "image_train" / n).read_bytes() for n in names)
     assert same < len(names) // 4  # the roof item is in (nearly) every image
 

@@ -43,12 +43,12 @@ class ResumableSampler:
 
 class StockItems:
     """A training set as FastReID's samplers see it: ``img_items`` as ``(img_path, pid, camid)``
-    triples with the training labels (integers from 0), in the dataset's order, so that sampled
-    indices index the viewpoint dataset itself."""
+    triples (the dataset's own labels, so the samplers' identity order and stream are those of a
+    stock FastReID dataset), in the dataset's order, so that sampled indices index the viewpoint
+    dataset itself."""
 
     def __init__(self, train_set):
-        self.img_items = [(item[0], train_set.pid_dict[item[1]], train_set.cam_dict[item[2]])
-                          for item in train_set.img_items]
+        self.img_items = [tuple(item[:3]) for item in train_set.img_items]
 
     def __len__(self):
         return len(self.img_items)
