@@ -68,6 +68,10 @@ class NonFiniteLossError(UserInputError, FloatingPointError):
     """A loss term became NaN or infinite; training stopped, the last good checkpoint is kept."""
 
 
+class NonFiniteFeaturesError(UserInputError, FloatingPointError):
+    """A model gave NaN or infinite test features: its metrics would mean nothing, so none are reported."""
+
+
 class RunFailedError(UserInputError, RuntimeError):
     """A training run of the demo or a comparison ended with an error (its own message is shown above it),
     or its results file cannot serve (written by an earlier version)."""

@@ -167,3 +167,29 @@ def test_stock_sums_combine_by_counts_not_averages():
     assert np.array_equal(ap, whole[1]) and np.array_equal(inp, whole[2])
     averaged = (evaluate_rank(dist[:10], qp[:10], gp, qc[:10], gc)[0] + evaluate_rank(dist[10:], qp[10:], gp, qc[10:], gc)[0]) / 2
     assert not np.allclose(averaged, whole[0])
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_non_finite_features_are_refused_not_ranked(tmp_path, bad):
+    """A diverged model's features are refused with the count of images, not turned into metrics."""
+    import torch
+
+    from fastreid_val.engine import build_config
+    from fastreid_val.errors import NonFiniteFeaturesError, UserInputError
+    from fastreid_val.evaluation import ViewpointReidEvaluator
+
+    cfg = build_config("", ["OUTPUT_DIR", str(tmp_path)])
+    g = torch.Generator().manual_seed(0)
+    pids = torch.randint(0, 4, (30,), generator=g)
+    feats = torch.randn(30, 8, generator=g)
+    feats[[3, 17], 5] = bad
+    ev = ViewpointReidEvaluator(cfg, 10, dataset_name="VeRi")
+    ev.reset()
+    ev.process({"targets": pids, "camids": torch.randint(0, 3, (30,), generator=g)}, feats)
+    with pytest.raises(NonFiniteFeaturesError, match="2 of 30 test images of VeRi") as e:
+        ev.evaluate()
+    assert isinstance(e.value, UserInputError)
+    feats[[3, 17], 5] = 0.0
+    ev.reset()
+    ev.process({"targets": pids, "camids": torch.randint(0, 3, (30,), generator=g)}, feats)
+    assert "mAP" in ev.evaluate()

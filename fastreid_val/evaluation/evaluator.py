@@ -12,6 +12,7 @@ from fastreid.evaluation.query_expansion import aqe
 from fastreid.evaluation.reid_evaluation import ReidEvaluator
 from fastreid.utils import comm
 
+from ..errors import NonFiniteFeaturesError
 from .chunked import chunk_size, chunked_metrics, distance_rows
 
 logger = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class ViewpointReidEvaluator(ReidEvaluator):
         cat = self._concatenated(predictions)
         nq = self._num_query
         feats = cat["feats"]
+        check_finite(feats, self.dataset_name)
         pids, camids, views = (cat[k].numpy() for k in ("pids", "camids", "viewpoints"))
         query_features, gallery_features = self._features(feats[:nq], feats[nq:])
         rows = distance_rows(query_features, gallery_features, self.cfg)
@@ -112,6 +114,19 @@ class ViewpointReidEvaluator(ReidEvaluator):
     def cmc(self):
         """The last evaluation's CMC (first 50 ranks), for ``cmc.json``."""
         return self._cmc
+
+
+def check_finite(feats, dataset_name=""):
+    """Refuse NaN or infinite features (one host read per evaluation): FastReID's evaluation would rank
+    them and report metrics that mean nothing. A model gives them when its weights or BatchNorm running
+    statistics diverged, which a finite training loss does not rule out (the loss uses batch statistics)."""
+    bad = (~torch.isfinite(feats)).flatten(1).any(dim=1)
+    if bool(bad.any()):
+        n = int(bad.sum())
+        raise NonFiniteFeaturesError(
+            f"{n} of {len(feats)} test images{' of ' + dataset_name if dataset_name else ''} got NaN or "
+            f"infinite features, so no metric is reported: the model has diverged (its weights or BatchNorm "
+            f"running statistics); train again from an earlier checkpoint or with a lower SOLVER.BASE_LR")
 
 
 def roc_metrics(scores, labels):
