@@ -114,6 +114,40 @@ def test_corrupted_download_is_refused_and_nothing_kept(torch_home, server):
     assert _cache_is_clean(torch_home, name)
 
 
+def test_only_pytorchs_model_store_is_held_to_the_hash_in_the_name():
+    assert "resnet50_ibn_a-d9d0bb7b.pth" in imagenet.UNVERIFIED_NAMES
+    assert not {"resnet50-19c8e357.pth", "resnet18-5c106cde.pth"} & imagenet.UNVERIFIED_NAMES
+
+
+def test_an_ibn_file_whose_name_is_not_its_hash_is_kept_when_it_loads(torch_home, server, caplog):
+    """IBN-Net's release names look like hash prefixes, but nothing says they are: a file that loads is kept."""
+    import io
+
+    import torch
+
+    base, httpd = server
+    name = "resnet18_ibn_a-2f571257.pth"
+    buffer = io.BytesIO()
+    torch.save({"conv1.weight": torch.zeros(2, 3)}, buffer)
+    assert not hashlib.sha256(buffer.getvalue()).hexdigest().startswith("2f571257")
+    with open(os.path.join(httpd.folder, name), "wb") as f:
+        f.write(buffer.getvalue())
+    with caplog.at_level("WARNING", logger="fastreid_val.modeling.imagenet"):
+        path = imagenet.cached_weights(base + name, progress=False)
+    assert torch.load(path)["conv1.weight"].shape == (2, 3)
+    assert "not known to carry its hash" in caplog.text
+
+
+def test_an_ibn_file_that_does_not_load_is_refused_and_nothing_kept(torch_home, server):
+    base, httpd = server
+    name = "resnet18_ibn_a-2f571257.pth"
+    with open(os.path.join(httpd.folder, name), "wb") as f:
+        f.write(b"<html>rate limited</html>")
+    with pytest.raises(PretrainedWeightsError, match="not a weights file torch.load reads"):
+        imagenet.cached_weights(base + name, progress=False)
+    assert _cache_is_clean(torch_home, name)
+
+
 def test_truncated_download_is_refused_and_nothing_kept(torch_home, server):
     base, httpd = server
     name, _ = _serve_named_by_hash(httpd)

@@ -13,9 +13,13 @@ then loads it with ``strict=False``. Here, for ``build_resnet_backbone``:
 * **Download.** Otherwise the file is downloaded once per machine: the first process takes a lock
   beside the file, the others on that machine wait for it and then read the file (upstream downloads
   on global rank 0 only, so the other machines of a run without a shared cache never get it). The
-  bytes go to a temporary file in the cache folder, are checked against the SHA-256 prefix in the file
-  name (PyTorch's naming convention, ``name-<sha256[:8]>.pth``), and only then renamed into place: an
-  interrupted, truncated or corrupted download leaves nothing in the cache. ``FASTREID_VAL_WEIGHTS_MIRROR``
+  bytes go to a temporary file in the cache folder, are checked against the announced length and
+  against the SHA-256 prefix in the file name (PyTorch's naming convention, ``name-<sha256[:8]>.pth``),
+  and only then renamed into place: an interrupted, truncated or corrupted download leaves nothing in
+  the cache. The files FastReID fetches from elsewhere than PyTorch's model store (IBN-Net's releases,
+  ``UNVERIFIED_NAMES``) carry a name of that form too, but nothing guarantees that it is their hash (their
+  own loader does not check it): for them a mismatch is logged, and the bytes must be a file
+  ``torch.load`` reads before they are kept. ``FASTREID_VAL_WEIGHTS_MIRROR``
   (a base URL, e.g. ``http://127.0.0.1:8000/``) replaces the folder of every URL by that of a mirror.
 * **Offline.** A connection that fails or stalls for ``TIMEOUT_S`` stops with one line: the URL, the
   exact cache path to put the file at, and ``MODEL.BACKBONE.PRETRAIN_PATH`` as the alternative.
@@ -45,7 +49,7 @@ from ..errors import InvalidConfigError, MissingFileError, PretrainedWeightsErro
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TIMEOUT_S", "MIRROR_ENV", "fastreid_cache_dir", "weights_url", "cached_weights", "download",
+__all__ = ["TIMEOUT_S", "MIRROR_ENV", "UNVERIFIED_NAMES", "fastreid_cache_dir", "weights_url", "cached_weights", "download",
            "check_backbone_weights", "resolve_imagenet_weights"]
 
 TIMEOUT_S = 15  # seconds without an answer (connect or read) before a download is given up
@@ -55,6 +59,10 @@ NEW_LAYER_PREFIXES = ("NL_",)
 # Keys an ImageNet file has that a ReID backbone drops (the 1000-class classifier).
 DROPPED_PREFIXES = ("fc.",)
 _HASH_IN_NAME = re.compile(r"-([0-9a-f]{8,64})\.[A-Za-z0-9]+$")
+# PyTorch's model store names its files by their SHA-256 prefix (torch.hub checks it); the other files
+# in FastReID's model_urls are not known to follow that convention.
+_PYTORCH_STORE = "https://download.pytorch.org/"
+UNVERIFIED_NAMES = frozenset(u.rsplit("/", 1)[1] for u in model_urls.values() if not u.startswith(_PYTORCH_STORE))
 
 
 def _torch_home():
@@ -116,7 +124,8 @@ def cached_weights(url, progress=True):
 
 
 def download(url, path, progress=True):
-    """Download ``url`` to ``path`` atomically, checking the SHA-256 prefix in its name when it has one."""
+    """Download ``url`` to ``path`` atomically, checking its length and the SHA-256 prefix in its name when it
+    has one (for ``UNVERIFIED_NAMES``: a mismatch is logged, and the file must load with ``torch.load``)."""
     logger.info("Downloading ImageNet weights %s to %s", url, path)
     expected = _HASH_IN_NAME.search(path)
     folder = os.path.dirname(path)
@@ -140,7 +149,12 @@ def download(url, path, progress=True):
         if total and got != total:
             raise PretrainedWeightsError(f"download of {url} stopped after {got} of {total} bytes; nothing was "
                                          f"kept in {folder}: run again, or put the file at {path}.")
-        if expected and not digest.hexdigest().startswith(expected.group(1)):
+        if expected and not digest.hexdigest().startswith(expected.group(1)) and \
+                os.path.basename(path) in UNVERIFIED_NAMES:
+            logger.warning("%s: SHA-256 %s... does not start with %s; this file's name is not known to carry its "
+                           "hash, so it is kept if it loads", url, digest.hexdigest()[:12], expected.group(1))
+            _check_loads(tmp, url, path)
+        elif expected and not digest.hexdigest().startswith(expected.group(1)):
             raise PretrainedWeightsError(
                 f"{url}: the downloaded file's SHA-256 {digest.hexdigest()[:12]}... does not start with "
                 f"{expected.group(1)} (its name): corrupted, nothing kept. Run again, or put an intact file at {path}.")
@@ -150,6 +164,15 @@ def download(url, path, progress=True):
         if os.path.exists(tmp):
             os.remove(tmp)
     return path
+
+
+def _check_loads(tmp, url, path):
+    try:
+        torch.load(tmp, map_location="cpu", weights_only=True)
+    except Exception as e:  # any unreadable file: a corrupted or truncated download, an HTML error page
+        raise PretrainedWeightsError(
+            f"{url}: the downloaded file is not a weights file torch.load reads ({type(e).__name__}); nothing "
+            f"kept. Run again, or put an intact file at {path}.") from None
 
 
 @contextlib.contextmanager
