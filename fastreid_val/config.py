@@ -115,6 +115,31 @@ def validate_val_config(cfg):
             f"IdentityViewpointHead classifies with VAL's cosine sub-centers (MODEL.VAL.SCALE γ, MODEL.VAL.MARGIN m), "
             f"so it would ignore MODEL.HEADS.CLS_LAYER {h.CLS_LAYER!r}, SCALE {h.SCALE} and MARGIN {h.MARGIN}: set "
             "them to Linear, 1 and 0 (what VAL replaces in the recipe), or use the stock EmbeddingHead.")
+    check_mgn_stripes(cfg)
     if cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION not in ("error", "unknown"):
         raise InvalidConfigError("DATASETS.VIEWPOINT.MISSING_ANNOTATION must be 'error' or 'unknown', "
                          f"got {cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION!r}.")
+
+
+def _stripes(rows, parts):
+    """How many stripes ``torch.chunk`` gives when it cuts ``rows`` rows into ``parts``."""
+    size = -(-rows // parts)
+    return -(-rows // size)
+
+
+def check_mgn_stripes(cfg):
+    """MGN cuts the part branches' feature map (1/16 of the input height, ResNet strides) into 2 and 3
+    horizontal stripes with ``torch.chunk``, which gives fewer stripes than asked for some heights (4 rows
+    into 3 gives 2), and MGN then fails inside its forward. Refuse such an input height up front."""
+    if cfg.MODEL.META_ARCHITECTURE not in ("MGN", "ViewpointMGN"):
+        return
+    for key in ("SIZE_TRAIN", "SIZE_TEST"):
+        height = cfg.INPUT[key][0]
+        rows = -(-height // 16)
+        if _stripes(rows, 2) < 2 or _stripes(rows, 3) < 3:
+            works = [h for h in range(16, 400, 16) if _stripes(-(-h // 16), 3) == 3][:6]
+            raise InvalidConfigError(
+                f"INPUT.{key} height {height} gives MGN's part branches a feature map of {rows} rows, which "
+                f"torch.chunk cuts into {_stripes(rows, 2)} and {_stripes(rows, 3)} stripes instead of 2 and 3: "
+                f"choose a height whose 1/16, rounded up, is 3 or at least 5, e.g. {', '.join(map(str, works))} "
+                f"(the recipes use 256).")

@@ -95,3 +95,22 @@ def test_bad_val_settings(key, value, message):
 def test_unknown_key():
     with pytest.raises(KeyError, match="MODEL.VAL.NOPE"):
         build_config("", ["MODEL.VAL.NOPE", "1"])
+
+
+@pytest.mark.parametrize("config", ["configs/VeRi/mgn_R50-ibn.yml", "configs/VeRi/mgn_R50-ibn_val.yml"])
+def test_mgn_input_heights_that_give_too_few_stripes_are_refused(config):
+    """MGN cuts 1/16 of the input height into 2 and 3 stripes; 64 gives 4 rows, which torch.chunk cuts
+    into 2 stripes where MGN needs 3 (its forward would fail at the first batch)."""
+    import torch
+
+    from fastreid_val.config import _stripes
+    from fastreid_val.errors import InvalidConfigError
+
+    for rows in range(1, 20):  # the arithmetic is torch.chunk's
+        x = torch.zeros(1, 1, rows)
+        assert (_stripes(rows, 2), _stripes(rows, 3)) == (len(x.chunk(2, dim=2)), len(x.chunk(3, dim=2)))
+    for key in ("INPUT.SIZE_TRAIN", "INPUT.SIZE_TEST"):
+        with pytest.raises(InvalidConfigError, match=rf"{key} height 64 .* 4 rows.* 2 and 2 stripes.* e\.g\. 48, 80"):
+            build_config(config, [key, "[64, 64]"])
+    for height in (48, 80, 256):
+        build_config(config, ["INPUT.SIZE_TRAIN", f"[{height}, {height}]", "INPUT.SIZE_TEST", f"[{height}, {height}]"])
