@@ -69,6 +69,10 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(datasets_root, tmp_p
         assert torch.allclose(a[k].float(), b[k].float(), atol=1e-5, rtol=1e-4), k
     ra, rb = (json.load(open(os.path.join(d, "results.json")))["metrics"]["SynthVeRi"] for d in (whole, cut))
     assert ra["mAP"] == pytest.approx(rb["mAP"], abs=1e-3) and ra["Rank-1"] == pytest.approx(rb["Rank-1"], abs=1e-3)
+    # What the numbers were measured on: they repeat to the digit only on the same CPU kernels and threads.
+    env = json.load(open(os.path.join(whole, "results.json")))["environment"]
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and env["torch"] == torch.__version__
+    assert env["threads"] >= 1 and env["cpu"] and env["gpu"] is None
 
 
 def test_interrupted_checkpoint_write_leaves_last_checkpoint_intact(tmp_path, monkeypatch):

@@ -16,6 +16,7 @@ from fastreid.utils.logger import setup_logger
 from ..config import add_val_config, resolve_device, resolve_pretrain, validate_val_config
 from ..errors import ConfigError, MissingFileError, OutputDirError, UserInputError
 from ..modeling.imagenet import resolve_imagenet_weights
+from .environment import run_environment
 from .checkpoint import check_checkpoint_compatible, read_checkpoint_model
 from .trainer import ViewpointTrainer
 
@@ -116,7 +117,8 @@ def main(args, trainer_cls=ViewpointTrainer):
     if comm.is_main_process() and results:
         iters = trainer.max_iter - trainer.start_epoch * trainer.iters_per_epoch
         write_results(cfg.OUTPUT_DIR, metrics_by_test_set(cfg, results), train_time_s=elapsed,
-                      images_per_s=iters * cfg.SOLVER.IMS_PER_BATCH / max(elapsed, 1e-9))
+                      images_per_s=iters * cfg.SOLVER.IMS_PER_BATCH / max(elapsed, 1e-9),
+                      environment=run_environment(cfg.MODEL.DEVICE))
     return results
 
 

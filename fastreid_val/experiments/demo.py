@@ -11,6 +11,7 @@ import logging
 import os
 import time
 
+from ..engine.environment import describe
 from .compare import cached_floors, collect, run_config, summarise, table_rows
 from .report import COLUMNS, markdown_table
 
@@ -45,7 +46,8 @@ def run_demo(seed=0, out="output/synthveri", opts=(), verbose=False):
     with open(os.path.join(out, "demo.md"), "w") as f:
         f.write(table)
     logger.info("\n%s\n\n%s", CAPTION, table)
-    logger.info("wall time: %.0f s (%.1f min)", wall, wall / 60)
+    env = collect(next(iter(folders.values()))).get("environment")
+    logger.info("wall time: %.0f s (%.1f min)%s", wall, wall / 60, f" on {describe(env)}" if env else "")
     for name, folder in folders.items():
         logger.info("%s: checkpoint %s, log %s", name, os.path.join(folder, "model_final.pth"),
                     os.path.join(folder, "log.txt"))
