@@ -46,7 +46,7 @@ def run_demo(seed=0, out="output/synthveri", opts=(), verbose=False):
     with open(os.path.join(out, "demo.md"), "w") as f:
         f.write(table)
     logger.info("\n%s\n\n%s", CAPTION, table)
-    env = collect(next(iter(folders.values()))).get("environment")
+    env = next(iter(runs.values()))[0].get("environment")
     logger.info("wall time: %.0f s (%.1f min)%s", wall, wall / 60, f" on {describe(env)}" if env else "")
     for name, folder in folders.items():
         logger.info("%s: checkpoint %s, log %s", name, os.path.join(folder, "model_final.pth"),
