@@ -10,7 +10,8 @@ from fastreid.modeling import build_model
 from fastreid.utils.events import EventStorage
 from fastreid_val.engine import build_config
 from fastreid_val.experiments.compare import RunFailedError, collect, plot, run_config, summarise
-from fastreid_val.experiments.compare import write_tables
+from fastreid_val.errors import UserInputError
+from fastreid_val.experiments.compare import compare, group_finished, write_tables
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 
@@ -55,6 +56,26 @@ def test_finished_runs_are_not_rerun(tmp_path):
     folder = tmp_path / "val_mnv2" / "seed0"
     _fake_run(folder, 12.0, [0.1])
     assert run_config("configs/SynthVeRi/val_mnv2.yml", str(folder), 0) == str(folder)  # would fail if it ran
+
+
+def test_finished_seed_folders_are_one_method_and_never_counted_twice(tmp_path):
+    """--runs out/val/seed0 out/val/seed1 out/softmax/seed0: two methods, val over two seeds (before,
+    every folder was named seed0/seed1 and the methods overwrote each other)."""
+    for method, seed, m in (("val", 0, 10.0), ("val", 1, 20.0), ("softmax", 0, 30.0)):
+        _fake_run(tmp_path / method / f"seed{seed}", m, [0.5])
+    runs = [str(tmp_path / "val" / "seed0"), str(tmp_path / "val" / "seed1") + "/", str(tmp_path / "softmax" / "seed0")]
+    assert {k: len(v) for k, v in group_finished(runs).items()} == {"val": 2, "softmax": 1}
+    table = compare([], 3, str(tmp_path / "out"), finished=runs, floors=False, diagnostics=False)
+    rows = {line.split(" | ")[0][2:]: line for line in table.splitlines()[2:]}
+    assert set(rows) == {"val", "softmax"}
+    assert rows["val"].startswith("| val | 2 |") and "| 15.00 ± 7.07 |" in rows["val"]
+    assert rows["softmax"].startswith("| softmax | 1 |") and "| 30.00 |" in rows["softmax"]
+    _fake_run(tmp_path / "other" / "val" / "seed0", 40.0, [0.5])
+    for twice in ([runs[0], runs[0]], [runs[0], str(tmp_path / "other" / "val" / "seed0")]):
+        with pytest.raises(UserInputError, match="two seeds of one method"):
+            group_finished(twice)
+    _fake_run(tmp_path / "plain_folder", 5.0, [0.5])  # a folder not in the seed layout keeps its own name
+    assert list(group_finished([str(tmp_path / "plain_folder")])) == ["plain_folder"]
 
 
 def test_viewpoint_mgn_trains_with_val_on_every_branch():

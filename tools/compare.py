@@ -7,6 +7,7 @@ reference floors (random features, raw pixels, look-alike oracle) of the first c
     python tools/compare.py --configs configs/VeRi/softmax_r50.yml configs/VeRi/val_r50.yml --seeds 1 \
         --opts MODEL.BACKBONE.PRETRAIN_PATH /path/to/resnet50.pth               # overrides for every run
     python tools/compare.py --runs output/veri/val_r50 output/veri/softmax_r50   # finished folders only
+    python tools/compare.py --runs output/study/x/val_mnv2/seed*   # a <method>/seed<k> folder counts as a seed of <method>
 """
 import argparse
 import os
@@ -22,7 +23,7 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", choices=sorted(PRESETS))
     p.add_argument("--configs", nargs="*", default=[])
-    p.add_argument("--runs", nargs="*", default=[], help="finished output folders (with results.json)")
+    p.add_argument("--runs", nargs="*", default=[], help="finished output folders (with results.json); <method>/seed<k> folders are seeds of <method>")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--out", default="output/compare")
     p.add_argument("--opts", nargs="*", default=[], metavar="KEY VALUE",

@@ -8,13 +8,14 @@ import csv
 import json
 import logging
 import os
+import re
 import sys
 from typing import Dict, List, Sequence
 
 import numpy as np
 
 from ..engine.launcher import build_config
-from ..errors import RunFailedError  # noqa: F401  (re-exported)
+from ..errors import RunFailedError, UserInputError  # noqa: F401  (RunFailedError re-exported)
 from ..evaluation.floors import reference_floors
 from .diagnostics import diagnose
 from .progress import run_training
@@ -23,7 +24,7 @@ from .report import COLUMNS, markdown_table
 logger = logging.getLogger(__name__)
 
 __all__ = ["PRESETS", "PRESET_OPTS", "FACTS", "run_dir", "run_config", "collect", "summarise", "table_rows",
-           "write_tables", "plot", "cached_floors", "compare"]
+           "write_tables", "plot", "cached_floors", "finished_name", "group_finished", "compare"]
 
 _S = "configs/SynthVeRi/"
 TABLE3 = [_S + n for n in ("softmax_mnv2.yml", "lp_wo_mb_mnv2.yml", "lp_mnv2.yml", "val_wo_mb_mnv2.yml",
@@ -224,6 +225,31 @@ def cached_floors(config: str, out: str, opts: Sequence[str] = ()) -> Dict:
     return floors
 
 
+def finished_name(folder: str) -> str:
+    """The method a finished run folder belongs to: the folder's name, or the name of the folder above
+    it for a ``seed<k>`` folder, the layout :func:`run_dir` writes (``<out>/<config>/seed<k>``)."""
+    parts = os.path.normpath(os.path.abspath(folder)).split(os.sep)
+    return parts[-2] if re.fullmatch(r"seed\d+", parts[-1]) and len(parts) > 1 else parts[-1]
+
+
+def group_finished(finished: Sequence[str]) -> Dict[str, List[str]]:
+    """``{method: [folders]}`` of finished run folders (:func:`finished_name`): the seeds of one method
+    summarise together; the same folder given twice, or two folders of one method with the same
+    folder name (``a/val/seed0`` and ``b/val/seed0``), are refused, never counted twice."""
+    groups: Dict[str, List[str]] = {}
+    for folder in finished:
+        fs = groups.setdefault(finished_name(folder), [])
+        base = os.path.basename(os.path.normpath(folder))
+        same = [f for f in fs if os.path.abspath(f) == os.path.abspath(folder)
+                or os.path.basename(os.path.normpath(f)) == base]
+        if same:
+            raise UserInputError(f"{folder} and {same[0]} would be counted as two seeds of one method "
+                                 f"({finished_name(folder)!r}): give each run once, and one method's seeds as "
+                                 f"<method>/seed<k> folders")
+        fs.append(folder)
+    return groups
+
+
 def compare(configs: Sequence[str], seeds: int, out: str, opts: Sequence[str] = (), finished: Sequence[str] = (),
             floors: bool = True, diagnostics: bool = True, verbose: bool = False):
     """Run every config for seeds ``0..seeds-1`` (seed-major: an interrupted comparison has every method
@@ -243,8 +269,11 @@ def compare(configs: Sequence[str], seeds: int, out: str, opts: Sequence[str] = 
             folders.setdefault(name, []).append(run_config(config, folder, seed, opts, name=f"{name} seed {seed}",
                                                            verbose=verbose))
     runs = {name: [collect(f) for f in fs] for name, fs in folders.items()}
-    for folder in finished:
-        runs[os.path.basename(os.path.normpath(folder))] = [collect(folder)]
+    for name, fs in group_finished(finished).items():
+        if name in runs:
+            raise UserInputError(f"the finished runs {', '.join(fs)} are named {name!r}, as a config of this "
+                                 f"comparison is; give them with --runs only, or move them")
+        runs[name] = [collect(f) for f in fs]
     reference = None
     if floors and configs:
         logger.info("==> reference floors of %s's test sets (no learning at all)", configs[0])
