@@ -80,6 +80,21 @@ def test_losses_returned_by_the_model_equal_the_pure_functions():
     assert logged["viewpoint_accuracy"] == pytest.approx(float((nearest[labelled] == views[labelled]).float().mean()))
 
 
+def test_one_sub_center_logs_no_viewpoint_accuracy():
+    """With V=1 every sample is nearest its only sub-center: an accuracy of 1 that says nothing."""
+    cfg = build_config("configs/SynthVeRi/val_v1_mnv2.yml", ["MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.NUM_CLASSES",
+                                                              "3", "MODEL.DEVICE", "cpu", "RUN.LOG_PERIOD", "1"])
+    torch.manual_seed(0)
+    model = build_model(cfg).train()
+    batch = {"images": torch.rand(4, 3, 32, 32) * 255, "targets": torch.tensor([0, 0, 1, 2]),
+             "viewpoints": torch.tensor([0, 0, -1, 0])}  # one viewpoint subclass
+    with EventStorage(0) as storage:
+        losses = model(batch)
+        logged = set(storage.latest())
+    assert "loss_partition" in losses and torch.isfinite(losses["loss_partition"])
+    assert not {"viewpoint_accuracy", "subcenter_cosine"} & logged
+
+
 def test_cross_view_masks_with_unknown_viewpoints():
     # Query 0 (identity 7, camera 0, front); gallery: same identity front / rear / unknown, from
     # camera 1, the same identity from the query's camera, and another identity with unknown view.

@@ -174,3 +174,17 @@ def test_a_preset_puts_its_synthveri_setting_before_the_users_overrides(tmp_path
     assert compare_module.PRESETS["synthveri-study-shared-cues"] == compare_module.PRESETS["synthveri-study-independent-ends"]
     assert not [c for c in compare_module.PRESETS["synthveri-calibration"] if "val" in os.path.basename(c)]
     assert set(compare_module.PRESET_OPTS) <= set(compare_module.PRESETS)
+
+
+def test_diagnostics_leave_out_the_viewpoint_accuracy_of_one_sub_center(tmp_path):
+    """Runs of V=1 logged before it was left out (metrics.json holds it, 1.0 by construction)."""
+    from fastreid_val.experiments.diagnostics import run_analysis
+    os.makedirs(tmp_path / "analysis")
+    json.dump({"mean distance: other identities": 1.0}, open(tmp_path / "analysis" / "analysis.json", "w"))
+    with open(tmp_path / "metrics.json", "w") as f:
+        for it in (19, 39):
+            f.write(json.dumps({"iteration": it, "viewpoint_accuracy": 1.0, "total_loss": 2.0}) + "\n")
+    one = run_analysis("configs/SynthVeRi/val_v1_mnv2.yml", str(tmp_path))
+    two = run_analysis("configs/SynthVeRi/val_mnv2.yml", str(tmp_path))
+    assert "final viewpoint_accuracy" not in one and one["mean distance: other identities"] == 1.0
+    assert two["final viewpoint_accuracy"] == 1.0

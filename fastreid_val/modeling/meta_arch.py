@@ -97,10 +97,13 @@ def _storage():
 @torch.no_grad()
 def log_viewpoint_accuracy(storage, cosine, identities, viewpoints):
     """Share of labelled samples whose nearest own-identity sub-center is their viewpoint (one host read).
+    Not logged for V=1, where the one sub-center is every sample's nearest: 1 by construction.
 
     Args:
         cosine: [N, C, V]; identities: [N] int64; viewpoints: [N] int64, -1 = unknown (not counted).
     """
+    if cosine.shape[-1] < 2:
+        return
     labelled = viewpoints >= 0
     predicted = assign_viewpoints(cosine, identities, torch.full_like(viewpoints, -1))
     correct, count = torch.stack([((predicted == viewpoints) & labelled).sum(), labelled.sum()]).tolist()
