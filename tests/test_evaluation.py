@@ -74,6 +74,28 @@ def test_pair_kinds_and_closer_share():
     assert PAIRS[2] not in pair_distances(feats, np.array([1, 1, 2, 3]), np.array([0, 1, 0, 0]))  # no groups
 
 
+def test_pair_distances_do_not_gather_the_features_of_every_pair():
+    """600 images at d=512: the pairs' features would be 2 x 179,700 x 512 floats (736 MB); the Gram
+    matrix is 1.4 MB. The distances are those of the rows themselves."""
+    import tracemalloc
+
+    from fastreid_val.experiments.analyze import PAIRS, pair_distances
+
+    rng = np.random.default_rng(0)
+    feats = rng.standard_normal((600, 512)).astype(np.float32)
+    feats /= np.linalg.norm(feats, axis=1, keepdims=True)
+    pids, views = np.repeat(np.arange(150), 4), np.tile([0, 0, 1, 1], 150)
+    tracemalloc.start()
+    try:
+        pairs = pair_distances(feats, pids, views, max_pairs=10 ** 6)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50 * 2 ** 20, f"peak {peak / 2 ** 20:.0f} MB"
+    assert len(pairs[PAIRS[1]]) == 150 * 4  # each identity: 2 fronts x 2 rears
+    assert pairs[PAIRS[1]][0] == pytest.approx(1.0 - float(feats[0] @ feats[2]), abs=1e-6)  # images 0 and 2
+
+
 def test_lookalike_share_of_wrong_first_matches():
     from fastreid_val.evaluation.lookalike import lookalike_metrics
 
