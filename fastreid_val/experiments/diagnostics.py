@@ -18,7 +18,7 @@ from .report import markdown_table
 
 __all__ = ["TRAINING_SCALARS", "run_analysis", "training_curve", "diagnose"]
 
-TRAINING_SCALARS = ("subcenter_cosine", "viewpoint_accuracy")
+TRAINING_SCALARS = ("viewpoint_accuracy", "subcenter_cosine")
 
 
 def run_analysis(config: str, folder: str, opts: Sequence[str] = ()) -> Dict[str, float]:
