@@ -240,8 +240,7 @@ def group_finished(finished: Sequence[str]) -> Dict[str, List[str]]:
     for folder in finished:
         fs = groups.setdefault(finished_name(folder), [])
         base = os.path.basename(os.path.normpath(folder))
-        same = [f for f in fs if os.path.abspath(f) == os.path.abspath(folder)
-                or os.path.basename(os.path.normpath(f)) == base]
+        same = [f for f in fs if os.path.basename(os.path.normpath(f)) == base]  # the same folder twice, too
         if same:
             raise UserInputError(f"{folder} and {same[0]} would be counted as two seeds of one method "
                                  f"({finished_name(folder)!r}): give each run once, and one method's seeds as "
