@@ -24,7 +24,7 @@ __all__ = ["DEMO_CONFIGS", "DEMO_OPTS", "run_demo", "parse_args"]
 DEMO_CONFIGS = (("Softmax", "configs/SynthVeRi/softmax_mnv2.yml"), ("VAL", "configs/SynthVeRi/val_mnv2.yml"))
 # The main job's budget is 10 minutes on a 2-core CPU for both trainings and the evaluation. At the
 # recipe's 18 epochs (900 iterations) a training takes 310-380 s on the 2-core machine of the study's
-# results (0.35-0.42 s an iteration), so the demo trains 12 epochs (600 iterations) of the same recipe:
+# results (0.34-0.42 s an iteration), so the demo trains 12 epochs (600 iterations) of the same recipe:
 # warm-up, cosine schedule and every other setting as in the configs. Given before the user's --opts,
 # which override it.
 DEMO_OPTS = ("SOLVER.MAX_EPOCH", "12")
