@@ -1,4 +1,4 @@
-# Everything installs into .venv at the repository root; every target installs first when needed.
+# Everything installs into .venv at the repository root; every target but clean installs first when needed.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -27,7 +27,7 @@ INSTALL_LOG := $(VENV)/install.log
 
 $(STAMP): setup.py Makefile tools/build_rank_cylib.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@echo "installing into $(VENV) (first run, about 2 minutes; log: $(INSTALL_LOG))"
+	@echo "installing into $(VENV) with faiss-$(FAISS) (a first run takes about 2 minutes; log: $(INSTALL_LOG))"
 	@( set -e; \
 	  $(PY) -m pip install -q --upgrade pip; \
 	  $(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1; \

@@ -158,7 +158,7 @@ FACTS = {
     "installation time, minutes": [
         ("README.md", None, r"adds about (\d+) minutes of installation"),
         ("docs/GETTING_STARTED.md", None, r"for the installation, about (\d+) minutes"),
-        ("Makefile", None, r"first run, about (\d+) minutes"),
+        ("Makefile", None, r"a first run takes about (\d+) minutes"),
     ],
     "compiled against Python rank evaluator at VeRi-776's test size": [
         ("docs/GETTING_STARTED.md", None, r"Python rank evaluator \(([\d.]+)× slower at VeRi-776's"),
