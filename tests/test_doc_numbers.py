@@ -79,6 +79,14 @@ FACTS = {
         ("README.md", None, r"^\| VAL \|(?: [\d.]+ \|){7} ([\d.]+) \|"),
         ("docs/STUDY.md", None, r"VAL [\d.]+ mAP \(cross-view\s+[\d.]+ and ([\d.]+)\), the same ordering"),
     ],
+    "floor on shared cues, raw pixels mAP": [
+        ("README.md", None, r"^\| floor: raw pixels 16x16 \|(?: [\d.]+ \|){2} ([\d.]+) \|"),
+        ("docs/STUDY.md", SHARED, r"^\| floor: raw pixels 16x16 \| - \|(?: [\d.]+ \|){2} ([\d.]+) \|"),
+    ],
+    "floor on shared cues, look-alike oracle mAP": [
+        ("README.md", None, r"^\| floor: oracle: model and colour \|(?: [\d.]+ \|){2} ([\d.]+) \|"),
+        ("docs/STUDY.md", SHARED, r"^\| floor: oracle: model and colour \| - \|(?: [\d.]+ \|){2} ([\d.]+) \|"),
+    ],
     "study, shared cues, Softmax seed 0 mAP": [
         ("README.md", None, r"rows: Softmax ([\d.]+), VAL [\d.]+ mAP"),
         ("docs/STUDY.md", None, r"the study's 900 \(([\d.]+) and [\d.]+, cross-view"),
