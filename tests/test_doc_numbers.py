@@ -194,14 +194,15 @@ FACTS = {
 
 
 def fact_values(places, read):
-    """[(place, value)] of one fact; ``read(file)`` gives a file's text. A pattern that finds nothing is
-    reported with the value None."""
+    """[(place, value)] of one fact; ``read(file)`` gives a file's text. A space in a pattern matches any
+    white space, line breaks included (prose gets re-wrapped). A pattern that finds nothing is reported
+    with the value None."""
     values = []
     for file, heading, pattern in places:
         text = read(file)
         if heading:
             text = section(text, heading) if heading + "\n" in text else ""
-        found = re.findall(pattern, text, re.M)
+        found = re.findall(pattern.replace(" ", r"\s+"), text, re.M)
         where = f"{file}{' (' + heading + ')' if heading else ''}: /{pattern}/"
         values += [(where, v) for v in found] or [(where, None)]
     return values
