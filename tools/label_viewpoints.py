@@ -3,7 +3,7 @@
 
     python tools/label_viewpoints.py --labelled hand_labels.csv \
         --images datasets/vehicleid/train_test_split/train_list.txt --image-root datasets/vehicleid/image \
-        --output datasets/vehicleid/viewpoints.txt [--weights resnet50.pth --depth 50x]
+        --output datasets/vehicleid/viewpoints.txt [--backbone resnet --weights resnet50.pth --depth 50x]
 """
 import argparse
 import logging
@@ -42,7 +42,7 @@ def main(argv=None):
     try:
         acc = run(a.labelled, a.images, a.output, s, a.min_accuracy, a.force, a.image_root, a.ext)
     except UserInputError as e:
-        print(f"label_viewpoints: {one_line(e)}", file=sys.stderr)
+        print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
     print(f"held-out accuracy {acc:.3f}; labels written to {a.output}")
     return 0
