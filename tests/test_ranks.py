@@ -50,6 +50,16 @@ def test_counted_ranks_are_the_stable_argsort_places(seed):
         assert ranks.ahead[q].numpy()[real].tolist() == pos[q, index].tolist() == sorted(pos[q, index])
 
 
+def test_hand_worked_ties():
+    """Query of identity 1. Row 0: its images 0 and 2 at 0.5, no other entry there: image 2 has the
+    entry at 0.2 and image 0 ahead. Row 1: entries 1 and 3 (other identities) at its images' 0.5,
+    image 0 after entry 0.25 only, image 2 after 0.25, image 0 and entry 1."""
+    dist = torch.tensor([[0.5, 0.2, 0.5, 0.9, 0.7], [0.5, 0.5, 0.5, 0.5, 0.25]])
+    lists = identity_lists(np.array([1, 1]), np.array([1, 2, 1, 3, 4]), "cpu")
+    ranks = chunk_ranks(dist, lists, range(0, 2))
+    assert ranks.index.tolist() == [[0, 2], [0, 2]] and ranks.ahead.tolist() == [[1, 2], [1, 3]]
+
+
 def _metrics(dist, qp, gp, qc, gc, views, chunk, groups=None):
     rows = lambda r: torch.from_numpy(dist[r.start:r.stop].copy())  # noqa: E731
     q = {"pids": qp, "camids": qc, "views": views[0]}

@@ -48,27 +48,39 @@ class ChunkRanks(NamedTuple):
     ahead: torch.Tensor  # [c, M] int64: gallery entries (all G) ahead of it, by (distance, index)
 
 
-def _lexical_ties(dist, s_d, s_index, places):
-    """[c, M] int64: for each same-identity image, the entries at exactly its distance with a smaller
-    gallery index (its own distance counts only strictly smaller ones).
+def _bounds(s_d):
+    """([c, 2M] sorted boundaries, [c, M] first place of each image's distance among the images).
 
-    ``places`` [c, G]: how many of the row's sorted ``s_d`` are <= each entry's distance. An entry ties
-    with the run of equal distances that ends at place - 1; within a run (sorted by index) the images
-    whose index exceeds the entry's have it ahead. Each tie adds 1 over a range of the row's places,
-    written as a difference array: +1 where the range starts, -1 where it ends.
+    For each distinct distance s of the row's images: s itself, then the next float above it, so that a
+    binary search puts an entry at exactly s on an odd place (2a + 1, a the first image at s) and an
+    entry between two distances on an even one. Further images at the same distance repeat the next
+    float (the boundaries stay sorted). Pads (+inf) give +inf boundaries, beyond every entry.
     """
-    c, m = s_d.shape
-    before = torch.cat((s_d.new_full((c, 1), float("nan")), s_d), dim=1)  # before[:, p] = s_d[:, p - 1]
-    rows, cols = (before.gather(1, places) == dist).nonzero(as_tuple=True)  # T ties (each image with itself too)
-    end = places[rows, cols]  # the run ends at place end - 1 (exclusive end)
-    run_start = torch.searchsorted(s_d, s_d, right=False)  # [c, M]: first place of each image's run
-    start = run_start[rows, end - 1]
-    g = dist.size(1) + 1
-    # lexical keys (row, run start, index) of the images, ascending across the flattened chunk; pads last
-    base = torch.arange(c, device=dist.device)[:, None] * (m + 1)
-    keys = ((base + run_start) * g + s_index).flatten()
-    first_after = torch.searchsorted(keys, ((rows * (m + 1) + start) * g + cols), right=True) - rows * m
-    diff = torch.zeros((c, m + 1), dtype=torch.int64, device=dist.device)
+    run_start = torch.searchsorted(s_d, s_d, right=False)
+    head = run_start == torch.arange(s_d.size(1), device=s_d.device)
+    above = torch.nextafter(s_d, s_d.new_tensor(float("inf")))
+    return torch.stack((torch.where(head, s_d, above), above), dim=2).flatten(1), run_start
+
+
+def _ties(places, s_index, run_start):
+    """[r, M] int64: for each image of r rows, the entries at exactly its distance with a smaller gallery
+    index (the other images among them).
+
+    An entry at exactly an image's distance has an odd place 2a + 1 (a: the first image at that
+    distance). It is ahead of the images of that distance whose index exceeds its own: within a run
+    (sorted by index) the run's last ones, found by a binary search of (row, a, index) keys. Each adds
+    1 from the first of them to the run's end, written as a difference array.
+    """
+    r, m = s_index.shape
+    g = places.size(1) + 1  # indices run to G (the pads'), below g
+    rows, cols = (places & 1).nonzero(as_tuple=True)  # T tied entries, the images themselves among them
+    start = (places[rows, cols] - 1) // 2
+    keys = ((torch.arange(r, device=places.device)[:, None] * (m + 1) + run_start) * g + s_index).flatten()
+    run = (rows * (m + 1) + start) * g
+    offset = rows * m
+    first_after = torch.searchsorted(keys, run + cols, right=True) - offset
+    end = torch.searchsorted(keys, run + g - 2, right=True) - offset  # past the run's last image
+    diff = torch.zeros((r, m + 1), dtype=torch.int64, device=places.device)
     ones = torch.ones_like(rows)
     diff.index_put_((rows, first_after), ones, accumulate=True)
     diff.index_put_((rows, end), -ones, accumulate=True)
@@ -77,6 +89,12 @@ def _lexical_ties(dist, s_d, s_index, places):
 
 def chunk_ranks(dist, lists, rows):
     """:class:`ChunkRanks` of queries ``rows`` (a range) from their [c, G] distances.
+
+    One binary search of every entry among the row's boundaries (:func:`_bounds`) and a histogram of
+    the places give each image the entries strictly closer; the images at its distance with a smaller
+    index are ahead too, and so are other entries at exactly its distance with a smaller index: rare,
+    counted (:func:`_ties`) only in the rows that have them (one host synchronisation per chunk, for
+    their number).
 
     Args:
         dist: [c, G] float distances (smaller is closer), on any device.
@@ -92,14 +110,22 @@ def chunk_ranks(dist, lists, rows):
     index = torch.where(real, lists.order[at], 0)
     s_d = torch.where(real, dist.gather(1, index), float("inf"))
     s_d, perm = s_d.sort(dim=1, stable=True)  # lists are in index order: now (distance, index) order
-    index = index.gather(1, perm)  # pads (+inf) stay last: ``real`` is unchanged
-    # places[c, j]: images at or below entry j's distance; entries strictly below image p: places <= p
-    places = torch.searchsorted(s_d, dist, right=True)
-    hist = torch.zeros((c, m + 1), dtype=torch.int64, device=device)
+    index = torch.where(real, index.gather(1, perm), g)  # pads (+inf) stay last: ``real`` is unchanged
+    bounds, run_start = _bounds(s_d)
+    places = torch.searchsorted(bounds, dist, right=True)  # [c, G]: boundaries at or below each entry
+    hist = torch.zeros((c, 2 * m + 1), dtype=torch.int64, device=device)
     hist.scatter_add_(1, places, torch.ones((1, 1), dtype=torch.int64, device=device).expand_as(places))
-    ahead = hist.cumsum(dim=1)[:, :m] + _lexical_ties(dist, s_d, torch.where(real, index, g), places)
-    index = torch.where(real, index, index[:, :1])
-    return ChunkRanks(index, real, ahead)
+    at_distance = 2 * run_start + 1  # the place of the entries at exactly an image's distance
+    closer = (hist.cumsum(dim=1) - hist).gather(1, at_distance)  # entries on lower places
+    ones = torch.ones_like(run_start)
+    run_length = torch.zeros((c, m), dtype=torch.int64, device=device).scatter_add_(1, run_start, ones)
+    others = (hist.gather(1, at_distance) > run_length.gather(1, run_start)) & real  # entries at its distance
+    ties = slot - run_start  # the images at its distance before it (smaller indices)
+    rows_with = others.any(dim=1).nonzero().squeeze(1)
+    if len(rows_with):
+        ties[rows_with] = _ties(places[rows_with], index[rows_with], run_start[rows_with])
+    index = torch.where(real, index, index[:, :1].clamp(max=g - 1))
+    return ChunkRanks(index, real, closer + ties)
 
 
 def list_ranks(ahead, real, member):
