@@ -52,14 +52,15 @@ def _sync(device):
 
 def _distances_only(ev):
     """The evaluator's path up to the distances: gather, check, move, normalise, GEMM a chunk at a time."""
-    from fastreid_val.evaluation.chunked import chunk_size, distance_rows, evaluation_device
+    from fastreid_val.evaluation.chunked import chunk_size, distance_rows
     from fastreid_val.evaluation.evaluator import check_finite
 
     feats = ev._concatenated(ev._predictions)["feats"]
     check_finite(feats)
-    device, nq = evaluation_device(ev.cfg), ev._num_query
-    rows = distance_rows(feats[:nq].to(device), feats[nq:].to(device), ev.cfg)
-    chunk = chunk_size(len(feats) - nq, device)
+    nq = ev._num_query
+    query, gallery = ev._features(feats[:nq], feats[nq:])
+    rows = distance_rows(query, gallery, ev.cfg)
+    chunk = chunk_size(len(gallery), query.device)
     for s in range(0, nq, chunk):
         rows(range(s, min(s + chunk, nq)))
     return {}

@@ -52,16 +52,17 @@ class ViewpointReidEvaluator(ReidEvaluator):
         self._predictions[-1]["viewpoints"] = views.cpu()
 
     def _features(self, query_features, gallery_features):
+        """Query and gallery features on the evaluation device, after AQE when enabled."""
         cfg = self.cfg
-        if cfg.TEST.AQE.ENABLED:  # AQE's own (Q + G)^2 similarities (FastReID's aqe): not bounded
+        if cfg.TEST.AQE.ENABLED:  # FastReID's aqe, on the CPU (numpy), with its own (Q + G)^2 similarities: not bounded
             query_features, gallery_features = aqe(query_features, gallery_features, cfg.TEST.AQE.QE_TIME,
                                                    cfg.TEST.AQE.QE_K, cfg.TEST.AQE.ALPHA)
-        return query_features, gallery_features
+        device = evaluation_device(cfg)
+        return query_features.to(device), gallery_features.to(device)
 
     def distance(self, query_features, gallery_features):
         """[Q, G] distances as FastReID's ``ReidEvaluator`` computes them (AQE, re-ranking)."""
-        device = evaluation_device(self.cfg)
-        q, g = self._features(query_features.to(device), gallery_features.to(device))
+        q, g = self._features(query_features, gallery_features)
         return distance_rows(q, g, self.cfg)(range(0, q.size(0))).cpu().numpy()
 
     def _concatenated(self, predictions):
@@ -95,8 +96,8 @@ class ViewpointReidEvaluator(ReidEvaluator):
         feats = cat["feats"]
         check_finite(feats, self.dataset_name)
         pids, camids, views = (cat[k].numpy() for k in ("pids", "camids", "viewpoints"))
-        device = evaluation_device(self.cfg)
-        query_features, gallery_features = self._features(feats[:nq].to(device), feats[nq:].to(device))
+        query_features, gallery_features = self._features(feats[:nq], feats[nq:])
+        device = query_features.device
         rows = distance_rows(query_features, gallery_features, self.cfg)
         q = {"pids": pids[:nq], "camids": camids[:nq], "views": views[:nq]}
         g = {"pids": pids[nq:], "camids": camids[nq:], "views": views[nq:]}
@@ -123,10 +124,12 @@ class ViewpointReidEvaluator(ReidEvaluator):
 
 
 def check_finite(feats, dataset_name=""):
-    """Refuse NaN or infinite features (one host read per evaluation): FastReID's evaluation would rank
+    """Refuse NaN or infinite features (row sums, then only the rows whose sum is not finite): FastReID's evaluation would rank
     them and report metrics that mean nothing. A model gives them when its weights or BatchNorm running
     statistics diverged, which a finite training loss does not rule out (the loss uses batch statistics)."""
-    bad = (~torch.isfinite(feats)).flatten(1).any(dim=1)
+    rows = feats.flatten(1)
+    suspect = (~torch.isfinite(rows.sum(dim=1))).nonzero().squeeze(1)  # a row sum: one read, no [N, d] mask
+    bad = (~torch.isfinite(rows[suspect])).any(dim=1)  # NaN or inf, or finite values whose sum overflowed
     if bool(bad.any()):
         n = int(bad.sum())
         raise NonFiniteFeaturesError(
