@@ -43,7 +43,7 @@ def identity_lists(q_pids, g_pids, device):
 
 class ChunkRanks(NamedTuple):
     """A chunk's same-identity gallery images, each row in ranked order (pads last)."""
-    index: torch.Tensor  # [c, M] int64 gallery index; a pad repeats the row's first index (0 if none)
+    index: torch.Tensor  # [c, M] int64 gallery index; a pad repeats the row's first index (G - 1 if none)
     real: torch.Tensor  # [c, M] bool: not a pad
     ahead: torch.Tensor  # [c, M] int64: gallery entries (all G) ahead of it, by (distance, index)
 
