@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Evaluation at VeRi-776's test size (1,678 queries x 11,579 gallery, 2048-d): FastReID's compiled vs
-Python rank evaluation, and k-reciprocal re-ranking by FastReID's faiss-CPU path vs ours (torch, on
---device), side by side in one run. Time and peak memory, each case in its own process (peak RSS is
-its own; "base" is the RSS after imports and features, before the evaluation)."""
+Python rank evaluation, and re-ranked evaluation, FastReID's (faiss-CPU k-reciprocal re-ranking, its
+compiled rank evaluation) vs ours (torch re-ranking and counted ranks, on --device), side by side in
+one run. Time and peak memory, each case in its own process (peak RSS is its own; "base" is the RSS
+after imports and features, before the evaluation)."""
 import argparse
 import json
 import os
@@ -60,7 +61,17 @@ def one(case, nq, ng, d, ids, noise, device, save):
         np.save(save, jac[:200])
         dist = jac * 0.7 + dist * 0.3
     t_dist = time.perf_counter() - start
-    cmc, ap, _ = evaluate_rank(dist, pids[:nq], pids[nq:], cams[:nq], cams[nq:], use_cython=case != "python")
+    if case == "val rerank":  # our evaluator's ranks (fastreid_val.evaluation.ranks), on the device
+        from fastreid_val.evaluation.chunked import chunk_size, chunked_metrics
+
+        dist = torch.from_numpy(dist)
+        q = {"pids": pids[:nq], "camids": cams[:nq], "views": np.full(nq, -1)}
+        g = {"pids": pids[nq:], "camids": cams[nq:], "views": np.full(ng, -1)}
+        cmc, ap, _, _, _ = chunked_metrics(lambda r: dist[r.start:r.stop].to(device), q, g, chunk_size(ng, device),
+                                           device)
+        _sync(device)
+    else:
+        cmc, ap, _ = evaluate_rank(dist, pids[:nq], pids[nq:], cams[:nq], cams[nq:], use_cython=case != "python")
     total = time.perf_counter() - start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return {"case": case, "device": str(device), "distance_s": t_dist, "rank_s": total - t_dist, "total_s": total,

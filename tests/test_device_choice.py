@@ -109,3 +109,38 @@ def test_loader_choice_helper_restores_on_error():
         with compat_data.loader_for_device("cpu"):
             raise RuntimeError
     assert build.DataLoaderX is before
+
+
+def test_evaluation_follows_the_configured_device(monkeypatch):
+    """Evaluation (distances, ranks, metric sums) runs on MODEL.DEVICE when CUDA is there, else on the CPU."""
+    from fastreid_val.evaluation.chunked import evaluation_device
+
+    cfg = build_config("", ["MODEL.DEVICE", "cpu"])
+    cfg.MODEL.DEVICE = "cuda:1"  # as on a machine with CUDA (build_config maps cuda to cpu here)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert evaluation_device(cfg) == torch.device("cuda:1")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert evaluation_device(cfg) == torch.device("cpu")
+    cfg.MODEL.DEVICE = "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert evaluation_device(cfg) == torch.device("cpu")
+
+
+def test_cuda_chunks_are_sized_from_the_free_device_memory(monkeypatch):
+    """On CUDA a chunk takes half the device's free memory (asked of that device) at 64 B per distance;
+    on the CPU about 4 M distances, whatever the device has."""
+    from fastreid_val.evaluation import chunked
+
+    asked = []
+    free = 40 * 2 ** 30  # 40 GiB free of 80
+
+    def mem_get_info(device=None):
+        asked.append(torch.device(device))
+        return free, 80 * 2 ** 30
+
+    monkeypatch.setattr(torch.cuda, "mem_get_info", mem_get_info)
+    assert chunked.chunk_size(128517, torch.device("cuda:1")) == free // 2 // 64 // 128517 == 2610
+    assert asked == [torch.device("cuda:1")]
+    free = 2 ** 20  # almost nothing free: one query at a time, never none
+    assert chunked.chunk_size(128517, "cuda") == 1
+    assert chunked.chunk_size(128517, "cpu") == chunked.CHUNK_ELEMENTS // 128517 and len(asked) == 2

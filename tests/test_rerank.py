@@ -121,8 +121,8 @@ def test_evaluator_refuses_before_any_work(tmp_path, monkeypatch):
 
 
 def test_evaluator_reranks_on_the_model_device(tmp_path, monkeypatch):
-    """MODEL.DEVICE decides where re-ranking runs (FastReID keeps evaluation features on the CPU);
-    the features handed to the encoding are on that device."""
+    """MODEL.DEVICE decides where evaluation, re-ranking included, runs (FastReID keeps evaluation
+    features on the CPU); the features handed to the encoding are on that device."""
     from fastreid_val.engine import build_config
     from fastreid_val.evaluation import chunked
 
@@ -130,9 +130,9 @@ def test_evaluator_reranks_on_the_model_device(tmp_path, monkeypatch):
     cfg.defrost()
     cfg.MODEL.DEVICE = "cuda:0"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert chunked.rerank_device(cfg) == torch.device("cuda:0")
+    assert chunked.evaluation_device(cfg) == torch.device("cuda:0")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert chunked.rerank_device(cfg) == torch.device("cpu")
+    assert chunked.evaluation_device(cfg) == torch.device("cpu")
     cfg.MODEL.DEVICE, cfg.TEST.RERANK.ENABLED = "cpu", True
     seen = []
     real = chunked.encode

@@ -1,4 +1,4 @@
-from .cross_view import rank_metrics, view_metrics
+from .cross_view import view_metrics
 from .evaluator import ViewpointReidEvaluator
 
-__all__ = ["ViewpointReidEvaluator", "rank_metrics", "view_metrics"]
+__all__ = ["ViewpointReidEvaluator", "view_metrics"]

@@ -13,7 +13,7 @@ from fastreid.evaluation.reid_evaluation import ReidEvaluator
 from fastreid.utils import comm
 
 from ..errors import NonFiniteFeaturesError
-from .chunked import chunk_size, chunked_metrics, distance_rows
+from .chunked import chunk_size, chunked_metrics, distance_rows, evaluation_device
 
 logger = logging.getLogger(__name__)
 
@@ -24,14 +24,15 @@ class ViewpointReidEvaluator(ReidEvaluator):
     """Same distances (AQE, re-ranking) and stock metrics as ``ReidEvaluator``, computed once, plus
     the view metrics of :mod:`fastreid_val.evaluation.cross_view` when test images have viewpoints.
 
-    ``evaluate_rank`` is FastReID's (compiled when built). The results dict reaches FastReID's log,
-    ``metrics.json`` and TensorBoard like the stock metrics. With ``identity_groups`` (a dataset's
+    The stock metrics are those of FastReID's ``evaluate_rank``, to the bit, from ranks counted by
+    :mod:`.ranks` (FastReID's compiled evaluator is not used). The results dict reaches FastReID's
+    log, ``metrics.json`` and TensorBoard like the stock metrics. With ``identity_groups`` (a dataset's
     look-alike group of each identity) it also reports :func:`lookalike_metrics`. ``dataset_name``
     names this test set's CMC in ``cmc.json``.
 
-    Queries are evaluated ``chunk`` at a time (:mod:`.chunked`; default: about 4 M distances a chunk),
-    so memory is O(chunk x G) besides the features, whatever the gallery size; the results are those
-    of the whole distance matrix.
+    Queries are evaluated ``chunk`` at a time on ``MODEL.DEVICE`` (:mod:`.chunked`; default: about
+    4 M distances a chunk on the CPU, half the free memory on CUDA), so memory is O(chunk x G) besides
+    the features, whatever the gallery size; the results are those of the whole distance matrix.
     """
 
     def __init__(self, cfg, num_query, output_dir=None, identity_groups=None, dataset_name="", chunk=None):
@@ -39,6 +40,9 @@ class ViewpointReidEvaluator(ReidEvaluator):
         self.identity_groups = identity_groups
         self.dataset_name = dataset_name
         self.chunk = chunk
+
+    def _compile_dependencies(self):
+        """Nothing to build: the ranks are counted in torch (FastReID's compiled evaluator is not used)."""
 
     def process(self, inputs, outputs):
         super().process(inputs, outputs)
@@ -48,16 +52,18 @@ class ViewpointReidEvaluator(ReidEvaluator):
         self._predictions[-1]["viewpoints"] = views.cpu()
 
     def _features(self, query_features, gallery_features):
+        """Query and gallery features on the evaluation device, after AQE when enabled."""
         cfg = self.cfg
-        if cfg.TEST.AQE.ENABLED:  # AQE's own (Q + G)^2 similarities (FastReID's aqe): not bounded
+        if cfg.TEST.AQE.ENABLED:  # FastReID's aqe, on the CPU (numpy), with its own (Q + G)^2 similarities: not bounded
             query_features, gallery_features = aqe(query_features, gallery_features, cfg.TEST.AQE.QE_TIME,
                                                    cfg.TEST.AQE.QE_K, cfg.TEST.AQE.ALPHA)
-        return query_features, gallery_features
+        device = evaluation_device(cfg)
+        return query_features.to(device), gallery_features.to(device)
 
     def distance(self, query_features, gallery_features):
         """[Q, G] distances as FastReID's ``ReidEvaluator`` computes them (AQE, re-ranking)."""
         q, g = self._features(query_features, gallery_features)
-        return distance_rows(q, g, self.cfg)(range(0, q.size(0)))
+        return distance_rows(q, g, self.cfg)(range(0, q.size(0))).cpu().numpy()
 
     def _concatenated(self, predictions):
         """One prediction with every batch's tensors concatenated; in a single process it replaces the
@@ -91,13 +97,14 @@ class ViewpointReidEvaluator(ReidEvaluator):
         check_finite(feats, self.dataset_name)
         pids, camids, views = (cat[k].numpy() for k in ("pids", "camids", "viewpoints"))
         query_features, gallery_features = self._features(feats[:nq], feats[nq:])
+        device = query_features.device
         rows = distance_rows(query_features, gallery_features, self.cfg)
         q = {"pids": pids[:nq], "camids": camids[:nq], "views": views[:nq]}
         g = {"pids": pids[nq:], "camids": camids[nq:], "views": views[nq:]}
         with_views = bool((views >= 0).any() and len(np.unique(views[views >= 0])) > 1)
         cmc, all_ap, all_inp, extra, roc = chunked_metrics(
-            rows, q, g, self.chunk or chunk_size(len(g["pids"])), views=with_views, groups=self.identity_groups,
-            roc=self.cfg.TEST.ROC.ENABLED)
+            rows, q, g, self.chunk or chunk_size(len(g["pids"]), device), device, views=with_views,
+            groups=self.identity_groups, roc=self.cfg.TEST.ROC.ENABLED)
         self._cmc = [float(c) for c in cmc[:50]]
         results = OrderedDict()
         for r in (1, 5, 10):  # a gallery smaller than r has no Rank-r (FastReID truncates the CMC)
@@ -117,10 +124,12 @@ class ViewpointReidEvaluator(ReidEvaluator):
 
 
 def check_finite(feats, dataset_name=""):
-    """Refuse NaN or infinite features (one host read per evaluation): FastReID's evaluation would rank
+    """Refuse NaN or infinite features (row sums, then only the rows whose sum is not finite): FastReID's evaluation would rank
     them and report metrics that mean nothing. A model gives them when its weights or BatchNorm running
     statistics diverged, which a finite training loss does not rule out (the loss uses batch statistics)."""
-    bad = (~torch.isfinite(feats)).flatten(1).any(dim=1)
+    rows = feats.flatten(1)
+    suspect = (~torch.isfinite(rows.sum(dim=1))).nonzero().squeeze(1)  # a row sum: one read, no [N, d] mask
+    bad = (~torch.isfinite(rows[suspect])).any(dim=1)  # NaN or inf, or finite values whose sum overflowed
     if bool(bad.any()):
         n = int(bad.sum())
         raise NonFiniteFeaturesError(
