@@ -4,6 +4,7 @@ The paper labels 300 images (Sec. 3.1); a labeller learns the viewpoint best fro
 vehicles seen by many cameras, so the pick takes one image of every identity before a second of any,
 and each identity's images go camera by camera.
 """
+import logging
 import random
 from collections import Counter, defaultdict
 from typing import List, Sequence, Tuple
@@ -53,15 +54,22 @@ def spread_sample(items: Sequence[Tuple[str, object, object]], n: int, seed: int
     return picked
 
 
-def dataset_items(name: str, opts: Sequence[str] = (), num_viewpoints: int = 2):
+def dataset_items(name: str, opts: Sequence[str] = ()):
     """The training items ``(path, identity, camera, viewpoint)`` of the registered dataset ``name`` under
     ``$FASTREID_DATASETS`` (``opts``: config overrides, e.g. SynthVeRi's settings). A dataset without
-    viewpoint labels is read all the same (viewpoint -1): labelling it is the point."""
+    viewpoint labels is read all the same (viewpoint -1): labelling it is the point. Viewpoints are
+    front/rear (V=2), the mapping every dataset here has."""
     from ..data.build import load_dataset
     from ..engine.launcher import build_config
 
     cfg = build_config("", list(opts))
-    data = load_dataset(cfg, name, num_viewpoints=num_viewpoints, missing_annotation="unknown")
+    quiet = logging.getLogger("fastreid_val.data")  # "trains with viewpoint -1": not what happens here
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        data = load_dataset(cfg, name, num_viewpoints=2, missing_annotation="unknown")
+    finally:
+        quiet.setLevel(level)
     return list(data.train)
 
 
