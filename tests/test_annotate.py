@@ -151,3 +151,16 @@ def test_the_page_is_package_data():
     dist = run_setup(os.path.join(ROOT, "setup.py"), stop_after="init")
     assert "page.html" in dist.package_data.get("fastreid_val.annotate", [])
     assert os.path.isfile(os.path.join(ROOT, "fastreid_val", "annotate", "page.html"))
+
+
+def test_a_malformed_csv_is_refused_and_left_as_it_is(tmp_path):
+    from fastreid_val.errors import AnnotationError
+
+    csv = tmp_path / "hand.csv"
+    csv.write_text("path,viewpoint\na.jpg,front\n")
+    with pytest.raises(AnnotationError, match="hand.csv:2: viewpoint must be an integer, got 'front'"):
+        LabelStore(str(csv))
+    assert csv.read_text() == "path,viewpoint\na.jpg,front\n" and not os.path.exists(str(csv) + ".lock")
+    csv.write_text("path,viewpoint\na.jpg,0\na.jpg,1\n")
+    with pytest.raises(AnnotationError, match="a.jpg is answered twice"):
+        LabelStore(str(csv))

@@ -42,9 +42,13 @@ class LabelStore:
         self._lock.write(f"process {os.getpid()}\n")
         self._lock.flush()
         self.rows: List[Tuple[str, int]] = []
-        if os.path.exists(self.path):
-            self.rows = read_labelled_csv(self.path, num_viewpoints, keep_cannot_tell=True)
-            self._check_unique()
+        try:
+            if os.path.exists(self.path):
+                self.rows = read_labelled_csv(self.path, num_viewpoints, keep_cannot_tell=True)
+                self._check_unique()
+        except BaseException:
+            self.close()
+            raise
 
     def _check_unique(self):
         seen = set()
