@@ -25,9 +25,13 @@ def test_hand_labels_are_the_pages_pick_with_the_truth(datasets_root, tmp_path):
     assert all(int(v) == truth[p] for p, v in rows)
     labels = read_viewpoint_file(os.path.join(folder, "viewpoints.txt"))
     by_id = {os.path.basename(p)[:-4]: v for p, v in truth.items()}
-    assert set(labels) == set(by_id) and summary["training_images"] == len(items) == 24 * 8
+    assert set(labels) == set(by_id) and summary["truth_images"] == len(items) == 24 * 8
     agree = sum(labels[i] == v for i, v in by_id.items())
     assert summary["truth_accuracy"] == agree / len(by_id) and sum(map(sum, summary["truth_confusion"])) == len(by_id)
+    hand = {os.path.basename(p)[:-4] for p, _ in rows}
+    unseen = [i for i in by_id if i not in hand]
+    assert summary["unseen_images"] == 24 * 8 - 40
+    assert summary["unseen_accuracy"] == sum(labels[i] == by_id[i] for i in unseen) / len(unseen)
     assert summary["hand_labels"] == 40 and summary["identities"] == 24  # every identity before a second image
     # a finished folder is reused, not labelled again
     stamp = os.path.getmtime(os.path.join(folder, "viewpoints.txt"))

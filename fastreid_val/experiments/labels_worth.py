@@ -15,6 +15,8 @@ import logging
 import os
 from typing import Dict, Sequence
 
+import numpy as np
+
 from ..annotate.select import dataset_items, spread_sample
 from ..atomic import atomic_write
 from ..labeller import LabellerSettings, run as run_labeller
@@ -24,7 +26,8 @@ from .diagnostics import diagnose
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["SETTING", "HAND_LABELS", "VARIANTS", "variant_opts", "prepare_labels", "run_variant", "labels_study"]
+__all__ = ["SETTING", "HAND_LABELS", "VARIANTS", "variant_opts", "truth_agreement", "prepare_labels", "run_variant",
+           "labels_study"]
 
 _S = "configs/SynthVeRi/"
 # The study's shared-cues preset (compare.PRESET_OPTS["synthveri-study-shared-cues"]): the generator's default.
@@ -59,43 +62,57 @@ def _write_csv(path, header, rows):
     atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
 
 
+def truth_agreement(folder: str, items, num_viewpoints: int = 2) -> Dict:
+    """The labels in ``folder`` (``viewpoints.txt``) against the true viewpoints of the training ``items``: on
+    every training image, and on those that are not among the hand labels (``hand_labels.csv``), which the
+    labeller never saw."""
+    by_id = {os.path.splitext(os.path.basename(it[0]))[0]: it[3] for it in items}
+    with open(os.path.join(folder, "viewpoints.txt")) as f:
+        given = {line.split()[0]: int(line.split()[1]) for line in f if line.strip()}
+    with open(os.path.join(folder, "hand_labels.csv")) as f:
+        hand = {os.path.splitext(os.path.basename(row[0]))[0] for row in list(csv.reader(f))[1:]}
+    out = {}
+    for key, ids in (("truth", sorted(by_id)), ("unseen", sorted(set(by_id) - hand))):
+        m = confusion_matrix([by_id[i] for i in ids], [given[i] for i in ids], num_viewpoints)
+        out.update({f"{key}_images": len(ids), f"{key}_accuracy": float(m.trace() / m.sum()),
+                    f"{key}_confusion": m.tolist()})
+    return out
+
+
 def prepare_labels(folder: str, opts: Sequence[str] = (), n: int = HAND_LABELS, seed: int = 0,
                    settings: LabellerSettings = None) -> Dict:
     """The labeller's labels of every SynthVeRi training image, from ``n`` hand labels picked as
     ``tools/annotate_viewpoints.py`` picks them (seed ``seed``) and answered with the true viewpoint.
     Writes ``hand_labels.csv``, ``train_images.txt``, ``viewpoints.txt`` (with its confusion matrix and
-    contact sheet) and ``accuracy.json`` into ``folder``; a folder that has them is reused.
-    Returns the accuracies: held out (on the hand labels) and against the truth on every training image."""
+    contact sheet) and ``accuracy.json`` into ``folder``; labels already there are reused.
+    Returns the accuracies: held out (on the hand labels) and against the truth (:func:`truth_agreement`)."""
     summary_file = os.path.join(folder, "accuracy.json")
     labels_file = os.path.join(folder, "viewpoints.txt")
+    items = dataset_items("SynthVeRi", opts)
     if os.path.exists(summary_file) and os.path.exists(labels_file):
         with open(summary_file) as f:
-            return json.load(f)
-    os.makedirs(folder, exist_ok=True)
-    items = dataset_items("SynthVeRi", opts)
-    truth = {os.path.abspath(it[0]): it[3] for it in items}
-    picked = [os.path.abspath(p) for p in spread_sample(items, n, seed)]
-    hand = os.path.join(folder, "hand_labels.csv")
-    _write_csv(hand, ["path", "viewpoint"], [(p, truth[p]) for p in picked])
-    images = os.path.join(folder, "train_images.txt")
-    atomic_write(images, lambda f: f.write("".join(f"{p}\n" for p in sorted(truth)).encode()))
-    settings = settings or LabellerSettings()
-    result = run_labeller(hand, images, labels_file, settings, min_accuracy=0.0)
-    with open(labels_file) as f:
-        given = {line.split()[0]: int(line.split()[1]) for line in f if line.strip()}
-    by_id = {os.path.splitext(os.path.basename(p))[0]: v for p, v in truth.items()}
-    ids = sorted(by_id)
-    against_truth = confusion_matrix([by_id[i] for i in ids], [given[i] for i in ids], settings.num_viewpoints)
-    chosen = set(picked)
-    summary = {"hand_labels": len(picked), "identities": len({it[1] for it in items if os.path.abspath(it[0]) in chosen}),
-               "cameras": len({it[2] for it in items if os.path.abspath(it[0]) in chosen}),
-               "held_out_images": len(result.held_out.truth), "held_out_accuracy": result.accuracy,
-               "held_out_confusion": result.confusion.tolist(), "training_images": len(ids),
-               "truth_accuracy": float(against_truth.trace() / against_truth.sum()),
-               "truth_confusion": against_truth.tolist()}
-    logger.info("labeller: held-out accuracy %.4f (%d images); against the truth %.4f on all %d training images\n%s",
-                summary["held_out_accuracy"], summary["held_out_images"], summary["truth_accuracy"], len(ids),
-                format_confusion(against_truth).replace("held-out hand labels", "the truth"))
+            summary = json.load(f)
+    else:
+        os.makedirs(folder, exist_ok=True)
+        truth = {os.path.abspath(it[0]): it[3] for it in items}
+        picked = [os.path.abspath(p) for p in spread_sample(items, n, seed)]
+        hand = os.path.join(folder, "hand_labels.csv")
+        _write_csv(hand, ["path", "viewpoint"], [(p, truth[p]) for p in picked])
+        images = os.path.join(folder, "train_images.txt")
+        atomic_write(images, lambda f: f.write("".join(f"{p}\n" for p in sorted(truth)).encode()))
+        result = run_labeller(hand, images, labels_file, settings or LabellerSettings(), min_accuracy=0.0)
+        chosen = set(picked)
+        summary = {"hand_labels": len(picked),
+                   "identities": len({it[1] for it in items if os.path.abspath(it[0]) in chosen}),
+                   "cameras": len({it[2] for it in items if os.path.abspath(it[0]) in chosen}),
+                   "held_out_images": len(result.held_out.truth), "held_out_accuracy": result.accuracy,
+                   "held_out_confusion": result.confusion.tolist()}
+    summary.update(truth_agreement(folder, items, len(summary["held_out_confusion"])))
+    logger.info("labeller: held-out accuracy %.4f (%d images); against the truth %.4f on all %d training images, "
+                "%.4f on the %d that are not hand labels\n%s", summary["held_out_accuracy"],
+                summary["held_out_images"], summary["truth_accuracy"], summary["truth_images"],
+                summary["unseen_accuracy"], summary["unseen_images"],
+                format_confusion(np.array(summary["truth_confusion"])).replace("held-out hand labels", "the truth"))
     atomic_write(summary_file, lambda f: f.write(json.dumps(summary, indent=1).encode()))
     return summary
 
@@ -130,7 +147,8 @@ def labels_study(out: str, seeds: int = 3, user_opts: Sequence[str] = (), verbos
     table = write_tables(summary, out, floors)
     plot(runs, summary, out, floors)
     diagnose(folders, {name: config for name, config, _ in VARIANTS}, out, opts)
-    logger.info("labeller: held-out accuracy %.4f on %d images; against the truth %.4f on %d training images",
-                accuracy["held_out_accuracy"], accuracy["held_out_images"], accuracy["truth_accuracy"],
-                accuracy["training_images"])
+    logger.info("labeller: held-out accuracy %.4f on %d images; against the truth %.4f on all %d training images, "
+                "%.4f on the %d that are not hand labels", accuracy["held_out_accuracy"], accuracy["held_out_images"],
+                accuracy["truth_accuracy"], accuracy["truth_images"], accuracy["unseen_accuracy"],
+                accuracy["unseen_images"])
     return table
