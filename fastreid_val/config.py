@@ -14,6 +14,7 @@ from .data.build import add_viewpoint_data_config
 from .data.synthveri.generate import add_synthveri_config
 from .data.vehicleid import add_split_config
 from .errors import InvalidConfigError, MissingFileError
+from .weights_file import load_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +90,11 @@ def resolve_pretrain(cfg):
         raise InvalidConfigError(
             f"MODEL.BACKBONE.PRETRAIN is True but MODEL.BACKBONE.PRETRAIN_PATH is empty: give a local ImageNet "
             f"weights file for {b.NAME}, or MODEL.BACKBONE.PRETRAIN False to train from scratch.")
+    if b.PRETRAIN_PATH and b.NAME not in PACKAGED_PRETRAIN_BACKBONES + DOWNLOADED_PRETRAIN_BACKBONES:
+        # FastReID's other backbone builders (OSNet, ResNeSt, ...) read the file themselves with torch.load's
+        # default, which TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD turns into a full unpickling: read it safely first,
+        # so that a file that would run code is refused before they open it (ours read it safely themselves).
+        load_weights_file(b.PRETRAIN_PATH, "MODEL.BACKBONE.PRETRAIN_PATH")
     return cfg
 
 

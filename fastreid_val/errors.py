@@ -14,7 +14,8 @@ __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileEr
            "AnnotationError", "UnreadableImageError", "OutputDirError", "CheckpointMismatchError",
            "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
            "EmptyGalleryError", "RerankTooLargeError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError",
-           "RunFailedError", "AnnotationLockedError", "ServerAddressError", "one_line"]
+           "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError",
+           "one_line"]
 
 
 class UserInputError(Exception):
@@ -72,6 +73,11 @@ class CheckpointNotFoundError(UserInputError, FileNotFoundError):
     """A checkpoint named by the user (``MODEL.WEIGHTS``, ``--resume``) does not exist."""
 
 
+class UnsafeModelFileError(UserInputError, ValueError):
+    """A PyTorch file whose unpickling would import more than tensors, numbers, strings and containers
+    (it could run code): refused before anything of it ran (:mod:`fastreid_val.weights_file`)."""
+
+
 class NonFiniteLossError(UserInputError, FloatingPointError):
     """A loss term became NaN or infinite; training stopped, the last good checkpoint is kept."""
 
@@ -111,6 +117,13 @@ class IndexMismatchError(UserInputError, ValueError):
 
 class ModelFileError(UserInputError, ValueError):
     """A model file that cannot serve here (an ONNX file without the export's metadata, a wrong suffix)."""
+
+
+# Not a bad input: a check of our own output that failed (exit status 1).
+
+class ExportCheckError(RuntimeError):
+    """An exported ONNX graph is not what was promised (non-standard operators, or other features than
+    PyTorch's); nothing was written."""
 
 
 def one_line(error: BaseException) -> str:

@@ -54,6 +54,21 @@ def test_s4_rank_cylib_is_built_at_install():
     assert compat.rank_cylib_available(), "run `python tools/build_rank_cylib.py`"
 
 
+def test_a_failed_rank_cylib_build_says_what_happens_next(monkeypatch, capsys):
+    import subprocess
+
+    from fastreid_val.evaluation import rank_cylib
+
+    monkeypatch.setattr(compat, "rank_cylib_available", lambda: False)
+    monkeypatch.setattr(rank_cylib.subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 1, stdout="error: command 'gcc' failed: No such file or directory"))
+    assert rank_cylib.build_rank_cylib() == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert "command 'gcc' failed" in err[0]
+    assert err[-1] == rank_cylib.BUILD_FAILED
+    assert "installation goes on" in err[-1] and "python tools/build_rank_cylib.py" in err[-1]
+
+
 @no_cuda
 def test_s5_rerank_on_cpu():
     from fastreid.utils import compute_dist

@@ -12,7 +12,8 @@ import torch
 from fastreid.modeling import build_model
 
 from fastreid_val.deploy import export as export_mod
-from fastreid_val.deploy.export import DEFAULT_TOLERANCE, ExportCheckError, compare_with_pytorch, export_checked
+from fastreid_val.deploy.export import DEFAULT_TOLERANCE, compare_with_pytorch, export_checked
+from fastreid_val.errors import ExportCheckError
 from fastreid_val.deploy.model import fingerprint, inference_config, load_model
 from fastreid_val.engine.launcher import build_config
 

@@ -51,6 +51,7 @@ def _files(sub):
 @pytest.mark.parametrize("layer, forbidden", [
     ("errors", {"atomic", "compat", "config", "data", "modeling", "evaluation", "engine", "experiments", "deploy"}),
     ("atomic", {"compat", "config", "data", "modeling", "evaluation", "engine", "experiments", "deploy"}),
+    ("weights_file", {"atomic", "compat", "config", "data", "modeling", "evaluation", "engine", "experiments", "deploy"}),
     ("compat", {"data", "modeling", "evaluation", "engine", "experiments", "deploy"}),
     ("engine", {"experiments", "deploy"}),
     ("experiments", {"deploy"}),

@@ -16,6 +16,7 @@ from fastreid.engine import default_argument_parser, launch
 from fastreid_val.engine import ViewpointTrainer, main, setup
 from fastreid_val.engine.checkpoint import AtomicCheckpointer
 from fastreid_val.modeling.meta_arch import ViewpointBaseline
+from fastreid_val.weights_file import load_weights_file
 
 from .conftest import TINY_OPTS
 
@@ -35,7 +36,7 @@ def _train_cmd(out, *extra):
 
 
 def _weights(path):
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
+    return load_weights_file(path)["model"]
 
 
 def _run(cmd, env):
@@ -60,7 +61,7 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(datasets_root, tmp_p
     proc.wait()
     assert not os.path.exists(os.path.join(cut, "model_final.pth")), "run finished before it could be killed"
     named = open(tag).read().strip()
-    torch.load(os.path.join(cut, named), map_location="cpu", weights_only=False)  # complete file
+    load_weights_file(os.path.join(cut, named))  # complete file, read as any checkpoint is
     _run(_train_cmd(cut, "--resume"), env)
 
     a, b = _weights(os.path.join(whole, "model_final.pth")), _weights(os.path.join(cut, "model_final.pth"))
@@ -91,7 +92,7 @@ def test_interrupted_checkpoint_write_leaves_last_checkpoint_intact(tmp_path, mo
     assert open(tmp_path / "last_checkpoint").read() == "model_0000.pth"
     assert not os.path.exists(tmp_path / "model_0001.pth")
     assert not glob.glob(str(tmp_path / ".tmp-*"))
-    torch.load(tmp_path / "model_0000.pth", weights_only=False)
+    load_weights_file(str(tmp_path / "model_0000.pth"))
 
 
 def test_nan_loss_names_iteration_and_term(datasets_root, tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from fastreid_val.deploy.images import list_images, veri_identity
 from fastreid_val.deploy.index import GalleryIndex
 from fastreid_val.deploy.search import query_index, update_index
 from fastreid_val.errors import IndexMismatchError
+from fastreid_val.weights_file import load_weights_file
 
 from fastreid_val.data.synthveri import ensure_synthveri
 
@@ -117,6 +118,25 @@ def test_index_of_another_model_is_refused(datasets_root, tmp_path):
     assert GalleryIndex.load(str(tmp_path)).model["fingerprint"] == "B"
 
 
+def test_index_json_names_a_vectors_file_of_its_own_folder_only(datasets_root, tmp_path):
+    """index.json is read from the user's folder: a name it gives for the vectors file that is not one
+    save() writes (another folder, another file) is refused before FAISS opens anything."""
+    import json
+
+    _, gallery = _split(datasets_root)
+    index = tmp_path / "index"
+    update_index(Oracle(), gallery[:8], str(index))
+    sidecar = json.loads((index / "index.json").read_text())
+    vectors = index / sidecar["vectors"]
+    shutil.copy(vectors, tmp_path / "elsewhere.faiss")
+    for name in ("../elsewhere.faiss", str(tmp_path / "elsewhere.faiss"), "vectors-0123456789ab.faiss/../x"):
+        (index / "index.json").write_text(json.dumps(dict(sidecar, vectors=name)))
+        with pytest.raises(IndexMismatchError, match=r"names vectors file .* not vectors-<id>.faiss"):
+            GalleryIndex.load(str(index))
+    (index / "index.json").write_text(json.dumps(sidecar))
+    assert len(GalleryIndex.load(str(index)).entries) == 8
+
+
 def test_crash_while_saving_keeps_the_old_index(datasets_root, tmp_path, monkeypatch):
     queries, gallery = _split(datasets_root)
     update_index(Oracle(), gallery[:8], str(tmp_path))
@@ -163,7 +183,7 @@ def test_checkpoint_and_onnx_search_agree(tiny_run, tiny_onnx, tmp_path, capsys)
 
 
 def _other_checkpoint(weights, path):
-    ckpt = torch.load(weights, map_location="cpu", weights_only=False)
+    ckpt = load_weights_file(weights)
     ckpt["model"]["heads.bottleneck.0.running_mean"] += 1.0
     torch.save(ckpt, path)
     return str(path)

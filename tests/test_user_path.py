@@ -17,6 +17,7 @@ import pytest
 
 from fastreid.engine import default_argument_parser
 from fastreid_val.engine import build_config, main
+from fastreid_val.weights_file import load_weights_file
 
 from .conftest import TINY_OPTS
 from .trees import fill_imagenet_cache, user_trees
@@ -78,6 +79,8 @@ def test_every_config_trains_and_evaluates(user_env, tmp_path, config):
     for name, metrics in _metrics(results).items():
         assert 0.0 <= metrics["mAP"] <= 100.0 and 0.0 <= metrics["Rank-1"] <= 100.0, (name, metrics)
     assert os.path.isfile(tmp_path / "model_final.pth")
+    for checkpoint in glob.glob(str(tmp_path / "*.pth")):  # periodic, best and final: read as a user's file is
+        assert set(load_weights_file(checkpoint)) >= {"model", "optimizer", "epoch"}, checkpoint
 
 
 # The paper's config and each meta-architecture family: BoT-style and SBS ViewpointBaseline, ViewpointMGN.
@@ -96,8 +99,6 @@ def test_family_rerank_kill_resume_eval_only_export(user_env, tmp_path, config):
     import subprocess
     import time
 
-    import torch
-
     root, torch_home = user_env
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     out = tmp_path / "run"
@@ -111,7 +112,7 @@ def test_family_rerank_kill_resume_eval_only_export(user_env, tmp_path, config):
     proc.send_signal(signal.SIGKILL)
     _, err = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, err[-3000:]
-    state = torch.load(out / tag.read_text().strip(), map_location="cpu", weights_only=False)
+    state = load_weights_file(str(out / tag.read_text().strip()))  # a resume point reads safely
     killed_at = state["epoch"]
     cached = os.path.join(torch_home, "checkpoints", "resnet50_ibn_a-d9d0bb7b.pth" if "ibn" in config
                           else "resnet50-19c8e357.pth")

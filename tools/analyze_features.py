@@ -2,7 +2,7 @@
 """Distance histograms (one identity from the same / the other viewpoint, look-alikes, other identities),
 how often a look-alike is closer than the same vehicle seen from the other end, and ranked lists.
 
-    python tools/analyze_features.py --config-file configs/SynthVeRi/val_mnv2.yml \
+    python tools/analyze_features.py --config-file configs/SynthVeRi/val_mnv2.yml \\
         --weights output/synthveri/val_mnv2/model_final.pth --out output/analysis/val_mnv2
 """
 import argparse

@@ -4,7 +4,7 @@ reference floors (random features, raw pixels, look-alike oracle) of the first c
 
     python tools/compare.py --preset synthveri --seeds 3                         # make compare
     python tools/compare.py --preset synthveri-calibration --seeds 3 --out output/calibration/today  # the study's calibration
-    python tools/compare.py --configs configs/VeRi/softmax_r50.yml configs/VeRi/val_r50.yml --seeds 1 \
+    python tools/compare.py --configs configs/VeRi/softmax_r50.yml configs/VeRi/val_r50.yml --seeds 1 \\
         --opts MODEL.BACKBONE.PRETRAIN_PATH /path/to/resnet50.pth               # overrides for every run
     python tools/compare.py --runs output/veri/val_r50 output/veri/softmax_r50   # finished folders only
     python tools/compare.py --runs output/study/x/val_mnv2/seed*   # a <method>/seed<k> folder counts as a seed of <method>

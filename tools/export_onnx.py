@@ -14,8 +14,8 @@ import os
 import sys
 
 import fastreid_val  # noqa: F401  (shims and registration)
-from fastreid_val.deploy.export import DEFAULT_TOLERANCE, ExportCheckError, export_model
-from fastreid_val.errors import UserInputError, one_line
+from fastreid_val.deploy.export import DEFAULT_TOLERANCE, export_model
+from fastreid_val.errors import ExportCheckError, UserInputError, one_line
 
 
 def main(argv=None):

@@ -3,7 +3,7 @@
 
     python tools/search.py --config-file configs/SynthVeRi/val_mnv2.yml \\
         --weights output/synthveri/val_mnv2/model_final.pth --index output/search/synthveri \\
-        --gallery datasets/synthveri-independent-ends/image_test --query datasets/synthveri-independent-ends/image_query/0201_c005_00000004_0.jpg
+        --gallery datasets/synthveri/image_test --query datasets/synthveri/image_query/0201_c005_00000004_0.jpg
     python tools/search.py --weights output/synthveri/val_mnv2/model_final.onnx --index output/search/synthveri \\
         --query IMAGE [IMAGE ...]                                     # the exported model needs no config
 

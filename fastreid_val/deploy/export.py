@@ -18,13 +18,13 @@ from torch import nn
 
 from ..atomic import atomic_write
 from ..engine.checkpoint import read_checkpoint_model
-from ..errors import MissingFileError, UserInputError
+from ..errors import ExportCheckError, MissingFileError, UserInputError
 from .images import list_images, read_images
 from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ExportCheckError", "EmbeddingGraph", "export_model", "export_checked", "to_onnx",
+__all__ = ["EmbeddingGraph", "export_model", "export_checked", "to_onnx",
            "check_standard_operators", "compare_with_pytorch", "write_onnx", "DEFAULT_TOLERANCE"]
 
 # Largest |ONNX Runtime - PyTorch| allowed on L2-normalised features (what search compares). Measured
@@ -32,10 +32,6 @@ __all__ = ["ExportCheckError", "EmbeddingGraph", "export_model", "export_checked
 # layout, weights) differs by 1e-2 and more.
 DEFAULT_TOLERANCE = 1e-4
 STANDARD_DOMAINS = ("", "ai.onnx")
-
-
-class ExportCheckError(RuntimeError):
-    """The exported graph is not what was promised (non-standard operators, or other features)."""
 
 
 class EmbeddingGraph(nn.Module):

@@ -17,6 +17,7 @@ import glob
 import json
 import math
 import os
+import re
 import uuid
 
 import numpy as np
@@ -28,6 +29,8 @@ __all__ = ["GalleryIndex", "default_nlist", "default_nprobe", "SIDECAR"]
 
 SIDECAR = "index.json"
 FORMAT = 1
+# The vectors file's name as save() writes it: index.json never makes load() read a file elsewhere.
+_VECTORS_NAME = re.compile(r"vectors-[0-9a-f]{12}\.faiss")
 # FAISS's k-means warns below 39 training points per centroid.
 MIN_POINTS_PER_CELL = 39
 
@@ -127,6 +130,8 @@ class GalleryIndex:
         try:
             with open(path, encoding="utf-8") as f:
                 sidecar = json.load(f)
+            if not _VECTORS_NAME.fullmatch(str(sidecar["vectors"])):  # a name in this folder, as save() writes it
+                raise ValueError(f"{SIDECAR} names vectors file {sidecar['vectors']!r}, not vectors-<id>.faiss in {folder}")
             index = faiss.read_index(os.path.join(folder, sidecar["vectors"]))
         except (OSError, ValueError, KeyError, RuntimeError) as e:
             raise IndexMismatchError(f"search index {folder} cannot be read ({type(e).__name__}: "

@@ -1,7 +1,9 @@
-"""Checks that a checkpoint fits the model before FastReID's Checkpointer loads it.
+"""Checkpoints: read without running code, checked against the model before FastReID loads them,
+written whole or not at all.
 
 FastReID skips mismatching tensors with a warning; for a resumed VAL run that would silently start
-the identity-viewpoint classifier from scratch. We refuse instead, saying what differs.
+the identity-viewpoint classifier from scratch. We refuse instead, saying what differs. Every read
+goes through :func:`fastreid_val.weights_file.load_weights_file` (no pickled code runs).
 """
 import os
 
@@ -10,19 +12,20 @@ from fastreid.utils.checkpoint import Checkpointer
 
 from ..atomic import atomic_write
 from ..errors import CheckpointMismatchError, CheckpointNotFoundError
+from ..weights_file import load_weights_file
 
 __all__ = ["AtomicCheckpointer", "CheckpointMismatchError", "CheckpointNotFoundError",
            "check_checkpoint_compatible", "check_checkpoint_covers_model", "read_checkpoint_model"]
 
 
 def read_checkpoint_model(path):
-    if not os.path.isfile(path):
-        raise CheckpointNotFoundError(f"checkpoint {path} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # truncated or not a checkpoint
-        raise CheckpointMismatchError(f"checkpoint {path} cannot be read ({type(e).__name__}: {e})") from e
-    return ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
+    """The model state dict of the checkpoint ``path`` (its ``model`` entry, or the file itself when it
+    is a bare state dict), read without running code (:func:`~fastreid_val.weights_file.load_weights_file`)."""
+    ckpt = load_weights_file(path, "checkpoint")
+    state = ckpt.get("model", ckpt) if isinstance(ckpt, dict) else ckpt
+    if not isinstance(state, dict):
+        raise CheckpointMismatchError(f"checkpoint {path} holds a {type(state).__name__}, not a state dict of tensors")
+    return state
 
 
 def check_checkpoint_compatible(model, path, state=None):
@@ -85,11 +88,16 @@ def check_checkpoint_covers_model(model, path, state, config_hint=""):
 
 
 class AtomicCheckpointer(Checkpointer):
-    """FastReID's ``Checkpointer`` whose files appear whole or not at all.
+    """FastReID's ``Checkpointer`` whose files appear whole or not at all, and are read without running code.
 
     A checkpoint is written to a temporary file in the same folder, flushed to disk and renamed
     into place; only then is ``last_checkpoint`` rewritten (the same way). A run killed at any
     moment therefore leaves ``last_checkpoint`` naming a complete file.
+
+    ``Checkpointer._load_file`` (``fastreid/utils/checkpoint.py:216``), FastReID's extension point for
+    reading a file, calls ``torch.load`` without ``weights_only``: it is replaced by
+    :func:`~fastreid_val.weights_file.load_weights_file`, so ``--resume``, ``MODEL.WEIGHTS`` and
+    ``--eval-only`` refuse a file that would run code, whatever ``TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD`` says.
     """
 
     @classmethod
@@ -110,6 +118,9 @@ class AtomicCheckpointer(Checkpointer):
         self.logger.info("Saving checkpoint to %s", save_file)
         atomic_write(save_file, lambda f: torch.save(data, f))
         self.tag_last_checkpoint(basename)
+
+    def _load_file(self, f):
+        return load_weights_file(f, "checkpoint")
 
     def tag_last_checkpoint(self, last_filename_basename):
         atomic_write(os.path.join(self.save_dir, "last_checkpoint"),

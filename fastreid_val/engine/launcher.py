@@ -9,7 +9,6 @@ import yaml
 from fastreid.config import get_cfg
 from fastreid.engine import default_setup
 from fastreid.utils import comm
-from fastreid.utils.checkpoint import Checkpointer
 from fastreid.utils.env import seed_all_rng
 from fastreid.utils.logger import setup_logger
 
@@ -17,7 +16,7 @@ from ..config import add_val_config, resolve_device, resolve_pretrain, validate_
 from ..errors import ConfigError, MissingFileError, OutputDirError, UserInputError
 from ..modeling.imagenet import resolve_imagenet_weights
 from .environment import run_environment
-from .checkpoint import check_checkpoint_compatible, read_checkpoint_model
+from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible, read_checkpoint_model
 from .trainer import ViewpointTrainer
 
 logger = logging.getLogger(__name__)
@@ -54,12 +53,27 @@ def build_config(config_file="", opts=()):
             merge(arg)
         except OSError as e:  # a _BASE_ file that does not exist or cannot be read
             raise MissingFileError(f"{source}: {e.strerror or e}: {e.filename or ''}") from None
-        except (KeyError, AssertionError, ValueError, yaml.YAMLError) as e:
+        except yaml.YAMLError as e:
+            raise ConfigError(yaml_error_line(source, e)) from None
+        except (KeyError, AssertionError, ValueError) as e:
             msg = e.args[0] if e.args else str(e)
             raise ConfigError(f"{source}: {msg}") from None
     resolve_device(cfg)
     validate_val_config(cfg)
     return cfg
+
+
+def yaml_error_line(source, error):
+    """One line for a YAML error of ``source`` (or of a ``_BASE_`` it names): file, line, column, problem.
+
+    FastReID reads configs with ``yaml.safe_load`` (``allow_unsafe`` stays off), so a tag that would
+    build a Python object (``!!python/object/apply:os.system``) is refused, never run."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{mark.name}, line {mark.line + 1}, column {mark.column + 1}" if mark else source
+    problem = getattr(error, "problem", None) or " ".join(str(error).split())
+    if isinstance(error, yaml.constructor.ConstructorError):
+        problem += " (a config holds plain YAML values: tags that would build Python objects are refused)"
+    return f"{where}: {problem}"
 
 
 def setup(args):
@@ -107,7 +121,7 @@ def main(args, trainer_cls=ViewpointTrainer):
     if args.eval_only:
         model = trainer_cls.build_model(cfg)
         check_checkpoint_compatible(model, cfg.MODEL.WEIGHTS)
-        Checkpointer(model).load(cfg.MODEL.WEIGHTS)
+        AtomicCheckpointer(model).load(cfg.MODEL.WEIGHTS)
         return trainer_cls.test(cfg, model)
     trainer = trainer_cls(cfg)
     trainer.resume_or_load(resume=args.resume)

@@ -7,7 +7,13 @@ import sys
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["rank_cylib_dir", "build_rank_cylib"]
+__all__ = ["rank_cylib_dir", "build_rank_cylib", "BUILD_FAILED"]
+
+# The last line of a failed build. `make install` shows it and goes on: FastReID's Python rank evaluator
+# still works (compat S4 warns once per process that it is in use).
+BUILD_FAILED = ("fastreid rank_cylib: build failed (it needs a C compiler and Python's headers); the installation "
+                "goes on and evaluation uses FastReID's much slower Python rank evaluator: install a compiler, "
+                "then run `python tools/build_rank_cylib.py`")
 
 
 def rank_cylib_dir():
@@ -29,7 +35,7 @@ def build_rank_cylib() -> int:
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     if ret.returncode != 0:
         print(ret.stdout[-4000:], file=sys.stderr)
-        print("fastreid rank_cylib: build failed; evaluation will use the slower Python path", file=sys.stderr)
+        print(BUILD_FAILED, file=sys.stderr)
         return ret.returncode
     print(f"fastreid rank_cylib: built in {path}")
     return 0

@@ -12,6 +12,7 @@ from fastreid.modeling.backbones import build_backbone
 from PIL import Image
 
 from ..errors import CheckpointMismatchError, InvalidConfigError, UnreadableImageError
+from ..weights_file import load_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -90,10 +91,7 @@ class _Classifier(torch.nn.Module):
             self._load_weights(s.weights)
 
     def _load_weights(self, path):
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as e:  # truncated, or not a torch file
-            raise CheckpointMismatchError(f"{path} cannot be read as weights ({type(e).__name__}: {e})") from e
+        state = load_weights_file(path, "labeller --weights")  # no pickled code runs
         state = state.get("model", state) if isinstance(state, dict) else state
         if any(k.startswith("backbone.") for k in state):
             state = {k[len("backbone."):]: v for k, v in state.items() if k.startswith("backbone.")}

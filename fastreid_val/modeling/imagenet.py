@@ -41,11 +41,12 @@ import tempfile
 import urllib.error
 import urllib.request
 
-import torch
 from fastreid.modeling.backbones import build_backbone
 from fastreid.modeling.backbones.resnet import model_urls
 
-from ..errors import InvalidConfigError, MissingFileError, PretrainedWeightsError
+from ..errors import (CheckpointMismatchError, InvalidConfigError, MissingFileError, PretrainedWeightsError,
+                      UnsafeModelFileError)
+from ..weights_file import load_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +169,8 @@ def download(url, path, progress=True):
 
 def _check_loads(tmp, url, path):
     try:
-        torch.load(tmp, map_location="cpu", weights_only=True)
-    except Exception as e:  # any unreadable file: a corrupted or truncated download, an HTML error page
+        load_weights_file(tmp, "downloaded file")
+    except (CheckpointMismatchError, UnsafeModelFileError) as e:  # corrupted, truncated, an HTML error page, pickled code
         raise PretrainedWeightsError(
             f"{url}: the downloaded file is not a weights file torch.load reads ({type(e).__name__}); nothing "
             f"kept. Run again, or put an intact file at {path}.") from None
@@ -215,10 +216,9 @@ def check_backbone_weights(cfg, path):
     """Raise :class:`PretrainedWeightsError` unless ``path`` fills every tensor of the backbone that
     ``cfg`` builds (``fc.*`` in the file and ``NL_*`` in the backbone excepted, and logged)."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # truncated, not a tensor file
-        raise PretrainedWeightsError(f"ImageNet weights {path} cannot be read ({type(e).__name__}: {e}): "
-                                     "delete it to download it again, or give another file.") from None
+        state = load_weights_file(path, "ImageNet weights")  # a file that would run code stops here, in one line
+    except CheckpointMismatchError as e:  # truncated, not a tensor file
+        raise PretrainedWeightsError(f"{e}: delete it to download it again, or give another file.") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     scratch = cfg.clone()
     scratch.defrost()

@@ -20,6 +20,7 @@ from fastreid.modeling.backbones import BACKBONE_REGISTRY
 from fastreid.modeling.backbones.mobilenet import MobileNetV2
 
 from ..errors import InvalidConfigError, MissingFileError, PretrainedWeightsError
+from ..weights_file import load_weights_file
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ MOBILENETV2_IMAGENET = PackagedWeights(
 
 def packaged_state_dict(weights: PackagedWeights) -> Dict[str, torch.Tensor]:
     """The file's state dict with its keys renamed to FastReID's layout."""
-    state = torch.load(weights.path(), map_location="cpu", weights_only=True)
+    state = load_weights_file(weights.path(), f"packaged ImageNet weights of {weights.distribution}")
     renamed = {}
     for key, value in state.items():
         for old, new in weights.rename:
@@ -107,7 +108,7 @@ def build_mobilenetv2_imagenet_backbone(cfg):
     if b.PRETRAIN_PATH:
         if not os.path.isfile(b.PRETRAIN_PATH):
             raise MissingFileError(f"MODEL.BACKBONE.PRETRAIN_PATH {b.PRETRAIN_PATH} does not exist")
-        load_strict(model, torch.load(b.PRETRAIN_PATH, map_location="cpu", weights_only=True), b.PRETRAIN_PATH)
+        load_strict(model, load_weights_file(b.PRETRAIN_PATH, "MODEL.BACKBONE.PRETRAIN_PATH"), b.PRETRAIN_PATH)
     else:
         w = MOBILENETV2_IMAGENET
         load_strict(model, packaged_state_dict(w), f"{w.description} weights of {w.distribution} ({w.licence})")
