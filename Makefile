@@ -15,7 +15,7 @@ FAISS_PACKAGE_gpu := faiss-gpu-cu12
 OTHER_FAISS := $(if $(filter gpu,$(FAISS)),cpu,gpu)
 STAMP := $(VENV)/.installed-$(FAISS)
 
-.PHONY: install demo test compare compare-explanations compare-calibration compare-eq7-check compare-study bench clean
+.PHONY: install demo test compare compare-explanations compare-calibration compare-eq7-check compare-study compare-labels bench clean
 
 install: $(STAMP)
 
@@ -70,6 +70,11 @@ compare-eq7-check: install
 compare-study: install
 	$(PY) tools/compare.py --preset synthveri-study-shared-cues --seeds 3 --out output/study/$(NAME)/shared-cues $(if $(RECIPE),--opts $(RECIPE))
 	$(PY) tools/compare.py --preset synthveri-study-independent-ends --seeds 3 --out output/study/$(NAME)/independent-ends $(if $(RECIPE),--opts $(RECIPE))
+
+# What viewpoint labels are worth (docs/STUDY.md): VAL with true, labelled-by-the-labeller and no viewpoints,
+# beside Softmax and V=1, on the study's shared-cues recipe, three seeds (NAME as above).
+compare-labels: install
+	$(PY) tools/labels_worth.py --seeds 3 --out output/labels/$(NAME) $(if $(RECIPE),--opts $(RECIPE))
 
 # The ONNX and search benchmarks run one thread per runtime: the 2 cores are shared with other jobs,
 # where spinning thread pools measure those jobs rather than the runtime (docs/DEPLOY.md).

@@ -13,6 +13,8 @@ setup(
     version="0.1.0",
     description="Viewpoint-Aware Loss (partition and reunion) for vehicle ReID, as a FastReID plugin",
     packages=find_packages(include=["fastreid_val", "fastreid_val.*"]),
+    # The annotation page (tools/annotate_viewpoints.py): a static file served as it is, no build step.
+    package_data={"fastreid_val.annotate": ["page.html"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.0",
@@ -39,6 +41,7 @@ setup(
         # Exactly one FAISS build: CPU everywhere, or the GPU build for CUDA users.
         "cpu": ["faiss-cpu>=1.7.3"],
         "gpu": ["faiss-gpu-cu12"],
-        "test": ["pytest"],
+        # selenium drives a headless Chromium in the annotation page's tests (skipped where no browser is installed).
+        "test": ["pytest", "selenium"],
     },
 )

@@ -14,7 +14,8 @@ __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileEr
            "AnnotationError", "UnreadableImageError", "OutputDirError", "CheckpointMismatchError",
            "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
            "EmptyGalleryError", "RerankTooLargeError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError",
-           "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "one_line"]
+           "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError",
+           "one_line"]
 
 
 class UserInputError(Exception):
@@ -54,6 +55,14 @@ class UnreadableImageError(UserInputError, OSError):
 
 class OutputDirError(UserInputError, OSError):
     """An output folder or file cannot be created or written."""
+
+
+class AnnotationLockedError(OutputDirError):
+    """A hand-label CSV already open in another annotation page's process (a second writer would lose answers)."""
+
+
+class ServerAddressError(UserInputError, OSError):
+    """The annotation page cannot listen on the address asked for (``--host``, ``--port``)."""
 
 
 class CheckpointMismatchError(UserInputError, RuntimeError):

@@ -122,8 +122,6 @@ def test_the_command_checker_can_fail(monkeypatch, capsys):
 CREATED = ("output/", "datasets/", ".venv/", "$", "~", "/", "http")
 DATASET_FOLDERS = {"veri/", "vehicleid/", "vehicleid/viewpoints.txt", "train_test_split/", "image_train/",
                    "image_query/", "image_test/"}
-# Named by GETTING_STARTED as the browser tool that picks and labels the images to hand-label.
-ANNOTATION_TOOL = {"tools/annotate_viewpoints.py"}
 EXTENSIONS = r"py|yml|yaml|md|png|txt|json|csv|pth|pt|onnx|jpg|faiss|ini"
 
 
@@ -171,7 +169,7 @@ BASES = [ROOT, os.path.join(ROOT, "fastreid_val"), os.path.join(ROOT, "fastreid_
 @pytest.mark.parametrize("path", DOCS, ids=[os.path.relpath(p, ROOT) for p in DOCS])
 def test_every_repository_path_named_exists(path):
     bases = BASES + [_fastreid_parent()]
-    named = named_paths(code(path)) - DATASET_FOLDERS - ANNOTATION_TOOL
+    named = named_paths(code(path)) - DATASET_FOLDERS
     missing = sorted(p for p in named if not p.startswith(CREATED) and not resolves(p, bases))
     assert not missing, f"{os.path.relpath(path, ROOT)} names paths that do not exist: {missing}"
 

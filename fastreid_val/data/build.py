@@ -18,6 +18,7 @@ from ..errors import InvalidConfigError
 
 from .bases import ViewpointDataset
 from .common import ViewpointCommDataset
+from .viewpoint_labels import replace_train_viewpoints, train_labels_source
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +68,10 @@ def add_viewpoint_data_config(cfg):
     # Random flip (INPUT.FLIP) flips the viewpoint label with the image (needed when V tells left
     # from right, e.g. V=8); when False such a combination is refused.
     cfg.DATASETS.VIEWPOINT.FLIP_LABELS = True
+    # Viewpoints of the training images: "" the datasets' own; "unknown" none at all (every image goes to
+    # its identity's nearest sub-center); or a file of "imgid viewpoint [confidence]" lines, e.g. what
+    # tools/label_viewpoints.py writes, that replaces them (images it does not list are unknown).
+    cfg.DATASETS.VIEWPOINT.TRAIN_LABELS = ""
     return cfg
 
 
@@ -123,6 +128,7 @@ def check_sampler(cfg):
 
 
 def build_viewpoint_train_loader(cfg):
+    source = train_labels_source(cfg)  # a missing file stops before any dataset is read
     datasets = []
     items = []
     for name in cfg.DATASETS.NAMES:
@@ -131,6 +137,10 @@ def build_viewpoint_train_loader(cfg):
             data.show_train()
         datasets.append(data)
         items.extend(data.train)
+    if source:
+        items = replace_train_viewpoints(items, source, cfg.MODEL.VAL.NUM_VIEWPOINTS)
+        if source != "unknown":
+            ViewpointDataset.report_unlabelled("DATASETS.VIEWPOINT.TRAIN_LABELS", "train", items)
     flip_prob, flip_map = flip_settings(cfg, datasets)
     tcfg = cfg.clone()
     tcfg.defrost()

@@ -10,6 +10,7 @@ from ..errors import InvalidConfigError
 
 from .annotations import AnnotationError
 from .bases import DatasetNotFoundError, ViewpointDataset
+from .viewpoint_labels import read_viewpoint_file
 
 logger = logging.getLogger(__name__)
 
@@ -25,28 +26,6 @@ def add_split_config(cfg):
     # Splits whose metrics are averaged, seeds SEED, SEED + 1, ... (the paper's protocol: 10).
     cfg.DATASETS.SPLITS.NUM = 1
     return cfg
-
-
-def read_viewpoint_file(path):
-    """``imgid viewpoint [confidence]`` per line (0 front, 1 rear) -> {imgid: viewpoint}."""
-    labels = {}
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) not in (2, 3):
-                raise AnnotationError(f"{path}:{lineno}: expected 'imgid viewpoint [confidence]', got {line.strip()!r}")
-            try:
-                viewpoint = int(fields[1])
-                if len(fields) == 3:
-                    float(fields[2])
-            except ValueError:
-                raise AnnotationError(f"{path}:{lineno}: viewpoint must be an integer and confidence a number") from None
-            if viewpoint not in (0, 1):
-                raise AnnotationError(f"{path}:{lineno}: viewpoint must be 0 (front) or 1 (rear), got {viewpoint}")
-            labels[fields[0]] = viewpoint
-    return labels
 
 
 def split_query_gallery(items, seed):

@@ -1,16 +1,8 @@
-"""The paper's viewpoint labeller (Sec. 3.1, VehicleID): hand-label a few images, train a front/rear
-classifier, report held-out accuracy, and label every image with a confidence.
-
-Output lines are ``imgid viewpoint confidence`` (``vehicleid/viewpoints.txt``), ``imgid`` being the
-file name without extension. Nothing is written when held-out accuracy is below the threshold,
-unless forced.
-"""
-import csv
+"""The viewpoint classifier: an ImageNet backbone and a linear layer over V viewpoints, trained on the
+hand labels with a stratified hold-out, then run over every image."""
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
-from typing import List, Optional, Sequence, Tuple
+from typing import List, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -19,15 +11,12 @@ from fastreid.data.data_utils import read_image
 from fastreid.modeling.backbones import build_backbone
 from PIL import Image
 
-from .errors import (AnnotationError, CheckpointMismatchError, InvalidConfigError, LowAccuracyError, MissingFileError,
-                     OutputDirError, UnreadableImageError)
-from .weights_file import load_weights_file
+from ..errors import CheckpointMismatchError, InvalidConfigError, UnreadableImageError
+from ..weights_file import load_weights_file
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["BACKBONES", "LabellerSettings", "read_labelled_csv", "read_image_list", "train_labeller", "label_images",
-           "write_labels", "LowAccuracyError"]
-
+__all__ = ["BACKBONES", "LabellerSettings", "HeldOut", "train_labeller", "label_images"]
 
 BACKBONES = ("mobilenetv2-imagenet", "resnet")
 
@@ -54,41 +43,16 @@ class LabellerSettings:
             self.device = "cpu"
 
 
-def _text_lines(path: str) -> List[str]:
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            return f.readlines()
-    except UnicodeDecodeError as e:
-        raise AnnotationError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+@dataclass
+class HeldOut:
+    """The hand labels held out of training, with the trained classifier's answers."""
+    paths: List[str]
+    truth: List[int]
+    predicted: List[int]
 
-
-def read_labelled_csv(path: str, num_viewpoints: int = 2) -> List[Tuple[str, int]]:
-    rows = []
-    for lineno, row in enumerate(csv.reader(_text_lines(path)), 1):
-        if not row or row[0].startswith("#") or (lineno == 1 and row[0].strip().lower() == "path"):
-            continue
-        if len(row) < 2:
-            raise AnnotationError(f"{path}:{lineno}: expected 'path,viewpoint'")
-        try:
-            v = int(row[1])
-        except ValueError:
-            raise AnnotationError(f"{path}:{lineno}: viewpoint must be an integer, got {row[1]!r}") from None
-        if not 0 <= v < num_viewpoints:
-            raise AnnotationError(f"{path}:{lineno}: viewpoint must be in 0..{num_viewpoints - 1}, got {v}")
-        rows.append((row[0].strip(), v))
-    if len({v for _, v in rows}) < 2:
-        raise AnnotationError(f"{path}: needs hand labels of at least two viewpoints, got {len(rows)} rows")
-    return rows
-
-
-def read_image_list(path: str, image_root: str = "", ext: str = ".jpg") -> List[str]:
-    """One image per line; the first token is a path, or an id joined to ``image_root`` + ``ext``."""
-    out = []
-    for line in _text_lines(path):
-        if line.strip():
-            token = line.split()[0]
-            out.append(os.path.join(image_root, token + ext) if image_root else token)
-    return out
+    @property
+    def accuracy(self) -> float:
+        return float(np.mean(np.array(self.truth) == np.array(self.predicted))) if self.truth else float("nan")
 
 
 def _load(paths: Sequence[str], size) -> torch.Tensor:
@@ -141,7 +105,7 @@ class _Classifier(torch.nn.Module):
 
 
 def train_labeller(rows: List[Tuple[str, int]], s: LabellerSettings):
-    """Returns (model, held-out accuracy). The hold-out split is stratified by viewpoint."""
+    """Returns (model, :class:`HeldOut`). The hold-out split is stratified by viewpoint."""
     rng = np.random.default_rng(s.seed)
     torch.manual_seed(s.seed)
     labels = np.array([v for _, v in rows])
@@ -169,12 +133,13 @@ def train_labeller(rows: List[Tuple[str, int]], s: LabellerSettings):
             opt.step()
     model.eval()
     with torch.no_grad():
-        acc = (model(x[test_idx].to(s.device)).argmax(1) == y[test_idx]).float().mean().item()
-    return model, acc
+        predicted = model(x[test_idx].to(s.device)).argmax(1).tolist()
+    return model, HeldOut([rows[i][0] for i in test_idx], labels[test_idx].tolist(), predicted)
 
 
 @torch.no_grad()
 def label_images(model, paths: Sequence[str], s: LabellerSettings, batch: int = 64):
+    """``[(path, viewpoint, confidence)]``: the most probable viewpoint of each image and its probability."""
     out = []
     device = next(model.parameters()).device
     for i in range(0, len(paths), batch):
@@ -182,38 +147,3 @@ def label_images(model, paths: Sequence[str], s: LabellerSettings, batch: int = 
         conf, pred = prob.max(1)
         out += list(zip(paths[i:i + batch], pred.tolist(), conf.tolist()))
     return out
-
-
-def write_labels(path: str, labelled) -> None:
-    """Atomic write of ``imgid viewpoint confidence`` lines."""
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-viewpoints-")
-    with os.fdopen(fd, "w") as f:
-        for p, v, c in labelled:
-            f.write(f"{os.path.splitext(os.path.basename(p))[0]} {v} {c:.4f}\n")
-    os.replace(tmp, path)
-
-
-def run(labelled_csv: str, image_list: str, output: str, s: LabellerSettings, min_accuracy: float = 0.9,
-        force: bool = False, image_root: str = "", ext: str = ".jpg") -> float:
-    for what, path in (("hand labels", labelled_csv), ("image list", image_list), ("weights", s.weights)):
-        if path and not os.path.isfile(path):
-            raise MissingFileError(f"{what} file {path} does not exist")
-    out_dir = os.path.dirname(os.path.abspath(output))
-    if os.path.isdir(output) or not os.path.isdir(out_dir) or not os.access(out_dir, os.W_OK):
-        raise OutputDirError(f"cannot write {output}: it is a folder, or folder {out_dir} does not exist or is "
-                             "not writable")
-    rows = read_labelled_csv(labelled_csv, s.num_viewpoints)
-    paths = read_image_list(image_list, image_root, ext)
-    # Every image is checked before training, so a wrong path does not cost a training run.
-    for what, listed in (("hand labels", [p for p, _ in rows]), ("image list", paths)):
-        missing = [p for p in listed if not os.path.isfile(p)]
-        if missing:
-            raise MissingFileError(f"{len(missing)} images of the {what} do not exist, e.g. {missing[0]}")
-    model, acc = train_labeller(rows, s)
-    logger.info("viewpoint labeller: held-out accuracy %.3f on %d hand-labelled images", acc, len(rows))
-    if acc < min_accuracy and not force:
-        raise LowAccuracyError(f"held-out accuracy {acc:.3f} is below --min-accuracy {min_accuracy}; "
-                               f"nothing written to {output} (label more images, or pass --force)")
-    write_labels(output, label_images(model, paths, s))
-    return acc
