@@ -66,6 +66,34 @@ def test_the_store_writes_every_answer_and_refuses_a_second_writer(tmp_path):
     assert read_labelled_csv(str(csv)) == [(a, 0), (b, 1)]
 
 
+def test_a_writer_that_locked_a_lock_file_just_removed_takes_the_new_one(tmp_path, monkeypatch):
+    """The race of removing a lock file: the closing writer removes it while a new writer has it open but
+    has not locked it yet. The new writer must not keep a lock on the removed file, or a third writer, who
+    creates a new lock file, would be let in beside it."""
+    import fcntl
+
+    from fastreid_val.annotate import store as store_module
+
+    csv = tmp_path / "hand.csv"
+    lock_path = str(csv) + ".lock"
+    real_flock, calls = fcntl.flock, []
+
+    def flock_after_the_holder_closed(f, op):
+        calls.append(f.name)
+        if len(calls) == 1:
+            os.remove(lock_path)  # what the previous holder's close() did between our open and our flock
+        return real_flock(f, op)
+
+    monkeypatch.setattr(store_module.fcntl, "flock", flock_after_the_holder_closed)
+    with LabelStore(str(csv)) as store:
+        assert len(calls) == 2
+        assert os.stat(lock_path).st_ino == os.fstat(store._lock.fileno()).st_ino
+        monkeypatch.setattr(store_module.fcntl, "flock", real_flock)
+        with pytest.raises(AnnotationLockedError):
+            LabelStore(str(csv))
+    assert not os.path.exists(lock_path)
+
+
 def test_the_session_skips_a_bad_image_with_a_note_and_refuses_stale_answers(tmp_path):
     a, b, c = _images(tmp_path / "imgs")
     (tmp_path / "imgs" / "img1.jpg").write_bytes(b"not an image")

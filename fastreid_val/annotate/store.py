@@ -17,6 +17,7 @@ from ..labeller.files import read_labelled_csv
 
 __all__ = ["LabelStore"]
 
+
 class LabelStore:
     """The answers so far, kept in ``path``; holds ``<path>.lock`` (an advisory lock the system drops when
     the process ends, however it ends) while open, so that a second writer is refused."""
@@ -28,15 +29,7 @@ class LabelStore:
         if os.path.isdir(self.path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
             raise OutputDirError(f"cannot write {path}: it is a folder, or folder {folder} does not exist or is "
                                  "not writable")
-        self._lock = open(self.path + ".lock", "a+")
-        try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock.seek(0)
-            holder = self._lock.read().strip() or "another process"
-            self._lock.close()
-            raise AnnotationLockedError(f"{path} is open in another annotation ({holder}); close that one first, "
-                                        "or choose another --output") from None
+        self._lock = self._take_lock(path)
         self._lock.seek(0)
         self._lock.truncate()
         self._lock.write(f"process {os.getpid()}\n")
@@ -83,8 +76,32 @@ class LabelStore:
         w.writerows(self.rows)
         atomic_write(self.path, lambda f: f.write(buf.getvalue().encode()))
 
+    def _take_lock(self, path: str):
+        """Open and lock ``<path>.lock``. The holder removes that file while it still holds the lock (see
+        ``close``), so a lock taken on a file that is no longer the one at that path (opened just before the
+        removal) is let go and taken again on the file that is there now."""
+        while True:
+            lock = open(self.path + ".lock", "a+")
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lock.seek(0)
+                holder = lock.read().strip() or "another process"
+                lock.close()
+                raise AnnotationLockedError(f"{path} is open in another annotation ({holder}); close that one "
+                                            "first, or choose another --output") from None
+            try:
+                current = os.stat(lock.name).st_ino
+            except FileNotFoundError:
+                current = None
+            if current == os.fstat(lock.fileno()).st_ino:
+                return lock
+            lock.close()
+
     def close(self):
         if not self._lock.closed:
+            # Removed while still locked: whoever opened it before the removal finds, once it gets the
+            # lock, that the file is gone and opens the new one (``_take_lock``).
             os.remove(self._lock.name)
             self._lock.close()
 
