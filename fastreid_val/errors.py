@@ -14,7 +14,7 @@ __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileEr
            "AnnotationError", "UnreadableImageError", "OutputDirError", "CheckpointMismatchError",
            "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
            "EmptyGalleryError", "RerankTooLargeError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError",
-           "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError",
+           "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError", "OutputFileError",
            "one_line"]
 
 
@@ -55,6 +55,10 @@ class UnreadableImageError(UserInputError, OSError):
 
 class OutputDirError(UserInputError, OSError):
     """An output folder or file cannot be created or written."""
+
+
+class OutputFileError(UserInputError, ValueError):
+    """A file of a finished run read back (``results.json``, ``cmc.json`` ...) that is empty or cut short."""
 
 
 class AnnotationLockedError(OutputDirError):

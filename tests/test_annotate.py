@@ -122,12 +122,9 @@ def _post(url, body, content_type="application/json"):
 
 
 def test_the_server_answers_json_and_serves_only_picked_images(tmp_path):
-    import threading
-
     a, b, _ = _images(tmp_path / "imgs")
     with LabelStore(str(tmp_path / "hand.csv")) as store:
-        server = make_server(AnnotationSession([a, b], store), "127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = make_server(AnnotationSession([a, b], store), "127.0.0.1", 0).start()
         url = f"http://127.0.0.1:{server.server_address[1]}"
         try:
             with urllib.request.urlopen(url + "/", timeout=10) as r:
