@@ -55,6 +55,7 @@ def _files(sub):
     ("compat", {"data", "modeling", "evaluation", "engine", "experiments", "deploy"}),
     ("engine", {"experiments", "deploy"}),
     ("experiments", {"deploy"}),
+    ("textfiles", {"atomic", "compat", "config", "data", "modeling", "evaluation", "engine", "experiments", "deploy"}),
     ("web", {"atomic", "compat", "config", "data", "modeling", "evaluation", "engine", "experiments", "deploy",
              "annotate", "labeller", "weights_file"}),
 ])
