@@ -107,6 +107,21 @@ def test_a_labels_file_with_an_infinite_confidence_is_refused(tmp_path):
         read_viewpoint_file(corpus("viewpoints_inf.txt"))
 
 
+# Configs: not UTF-8, or a YAML document that is not a mapping of keys.
+
+@pytest.mark.parametrize("probe, message", [
+    ("config_latin1.yml", r"config_latin1.yml: not a UTF-8 text file \(invalid continuation byte at byte 30\)"),
+    ("config_list.yml", r"config_list.yml: a config is a YAML mapping of keys \(MODEL:, SOLVER:, ...\)"),
+])
+def test_a_config_that_is_not_a_config_is_one_line_for_training_and_export(probe, message, tmp_path, capsys):
+    code, err = train(["--config-file", corpus(probe), "OUTPUT_DIR", str(tmp_path / "out")], capsys)
+    one_error_line(code, err, message)
+    code, _, err = run_tool("export_onnx", ["--config-file", corpus(probe), "--weights", str(tmp_path / "m.pth"),
+                                            "--output", str(tmp_path / "m.onnx")], capsys)
+    one_error_line(code, err, message + "|m.pth does not exist")
+    assert os.listdir(tmp_path) == []
+
+
 # Hand-label CSVs: a field over the csv module's limit, a byte-order mark.
 
 def test_a_hand_label_csv_with_a_huge_field_is_one_line_for_the_labeller_and_the_annotator(tmp_path, capsys):

@@ -55,6 +55,11 @@ def build_config(config_file="", opts=()):
             raise MissingFileError(f"{source}: {e.strerror or e}: {e.filename or ''}") from None
         except yaml.YAMLError as e:
             raise ConfigError(yaml_error_line(source, e)) from None
+        except UnicodeDecodeError as e:  # the file, or a _BASE_ it names
+            raise ConfigError(f"{source}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+        except (AttributeError, TypeError):  # a YAML document that is a list or a value, not keys
+            raise ConfigError(f"{source}: a config is a YAML mapping of keys (MODEL:, SOLVER:, ...), and this one "
+                              "(or a _BASE_ it names) is not") from None
         except (KeyError, AssertionError, ValueError) as e:
             msg = e.args[0] if e.args else str(e)
             raise ConfigError(f"{source}: {msg}") from None
