@@ -37,9 +37,10 @@ setup(
         "onnxscript>=0.7",
         "onnxruntime>=1.32",
         # The web layer of the project's pages (fastreid_val/web): Starlette's routing and request parsing,
-        # served by uvicorn (h11).
+        # served by uvicorn (h11); python-multipart parses image uploads.
         "starlette>=1.0",
         "uvicorn>=0.35",
+        "python-multipart>=0.0.18",
     ],
     extras_require={
         # Exactly one FAISS build: CPU everywhere, or the GPU build for CUDA users.

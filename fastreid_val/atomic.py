@@ -19,7 +19,7 @@ import tempfile
 
 from .errors import OutputFileError
 
-__all__ = ["atomic_write", "write_text", "write_json", "read_json", "stale_temporaries"]
+__all__ = ["atomic_write", "write_text", "write_json", "write_figure", "read_json", "stale_temporaries"]
 
 _TEMPORARY = re.compile(r"\.tmp-(\d+)-[^-]+-(.+)")
 
@@ -55,6 +55,11 @@ def write_text(path, text: str):
 
 def write_json(path, obj, indent=1):
     write_text(path, json.dumps(obj, indent=indent) + "\n")
+
+
+def write_figure(path, fig, dpi=120):
+    """A matplotlib figure as a PNG file, whole or not at all."""
+    atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=dpi))
 
 
 def stale_temporaries(folder, name):

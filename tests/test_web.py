@@ -206,3 +206,44 @@ def test_parse_json_and_host_names_directly():
     assert host_name("LocalHost") == "localhost" and host_name("::1") == "::1"
     assert allowed_hosts("0.0.0.0", ["box.lan"]) == {"localhost", "127.0.0.1", "::1", "box.lan"}
     assert "10.0.0.5" in allowed_hosts("10.0.0.5")
+
+
+def _multipart(field, filename, data, boundary="fastreid-val-boundary"):
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n"
+            f"Content-Type: application/octet-stream\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+    return body, {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+
+
+def test_an_upload_is_accepted_only_as_one_image_that_decodes(tmp_path):
+    from fastreid_val.web import image_upload
+
+    async def upload(request):
+        data, content_type = await image_upload(request)
+        return JSONResponse({"bytes": len(data), "type": content_type})
+
+    app = local_app([Route("/upload", upload, methods=["POST"])], allowed_hosts("127.0.0.1"), max_body=64 * 1024)
+    server = LocalServer(app, "127.0.0.1", 0).start()
+    port = server.server_address[1]
+    png = tmp_path / "car.jpg"  # a PNG named .jpg: the answer says what it is
+    Image.new("RGB", (20, 10), (200, 30, 30)).save(png, format="PNG")
+    try:
+        status, _, data = request(port, "POST", "/upload", *_multipart("image", "car.jpg", png.read_bytes()))
+        assert status == 200 and json.loads(data) == {"bytes": png.stat().st_size, "type": "image/png"}
+        html = open(os.path.join(CORPUS, "notes.html"), "rb").read()
+        status, _, data = request(port, "POST", "/upload", *_multipart("image", "notes.html", html))
+        assert status == 400 and "the upload is not an image" in json.loads(data)["error"]
+        status, _, data = request(port, "POST", "/upload", *_multipart("other", "car.jpg", png.read_bytes()))
+        assert status == 400 and "no file in the field 'image'" in json.loads(data)["error"]
+        bomb = open(os.path.join(CORPUS, "bomb.png"), "rb").read()
+        status, _, data = request(port, "POST", "/upload", *_multipart("image", "bomb.png", bomb))
+        assert status == 400 and "DecompressionBombError" in json.loads(data)["error"]
+        status, _, data = request(port, "POST", "/upload", *_multipart("image", "big.png", b"\0" * 70000))
+        assert status == 413
+        status, _, data = request(port, "POST", "/upload", b'{"image": 1}')
+        assert status == 415
+        body, headers = _multipart("image", "car.jpg", png.read_bytes())
+        status, _, data = request(port, "POST", "/upload", body[:-20], headers=headers)  # cut short
+        assert status == 400
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -18,7 +18,7 @@ from fastreid.evaluation.evaluator import inference_context
 from fastreid.utils.checkpoint import Checkpointer
 from PIL import Image, ImageDraw
 
-from ..atomic import atomic_write, write_json
+from ..atomic import atomic_write, write_figure, write_json
 from ..evaluation.cross_view import stock_mask
 
 logger = logging.getLogger(__name__)
@@ -127,7 +127,7 @@ def plot_distances(panels, path, bins=np.linspace(0, 2, 81)):
         ax.set_ylabel("density")
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(path, fig)
     plt.close(fig)
 
 

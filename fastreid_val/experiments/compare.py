@@ -14,7 +14,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from ..atomic import read_json, write_json, write_text
+from ..atomic import read_json, write_figure, write_json, write_text
 from ..engine.launcher import build_config
 from ..errors import RunFailedError, UserInputError  # noqa: F401  (RunFailedError re-exported)
 from ..evaluation.floors import reference_floors
@@ -181,7 +181,7 @@ def plot(runs: Dict[str, List[Dict]], summary, folder, floors=None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(folder, "cmc.png"), dpi=120)
+    write_figure(os.path.join(folder, "cmc.png"), fig)
     plt.close(fig)
 
     names = list(summary)
@@ -202,7 +202,7 @@ def plot(runs: Dict[str, List[Dict]], summary, folder, floors=None):
     ax.legend(fontsize=7)
     ax.set_title("mAP and cross-view mAP (mean ± std over seeds)")
     fig.tight_layout()
-    fig.savefig(os.path.join(folder, "map.png"), dpi=120)
+    write_figure(os.path.join(folder, "map.png"), fig)
     plt.close(fig)
 
 

@@ -12,7 +12,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
-from ..atomic import read_json, write_text
+from ..atomic import read_json, write_figure, write_text
 from ..engine.launcher import build_config, num_classes_from_checkpoint
 from .analyze import analyze, load_pairs, plot_distances
 from .report import markdown_table
@@ -103,5 +103,5 @@ def _plot_training(folders, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(path, fig)
     plt.close(fig)
