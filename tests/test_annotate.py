@@ -176,6 +176,8 @@ def test_the_tool_listens_locally_refuses_a_second_writer_and_a_taken_port(tmp_p
         assert taken.returncode == 2
         assert taken.stderr.strip().splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: the port is in use; "
                                                      "choose another --port or --host"]
+        stop(proc)  # SIGTERM: the server shuts down, the tool lets its lock go and exits 0
+        assert proc.returncode == 0 and not os.path.exists(out + ".lock")
     finally:
         stop(proc)
 

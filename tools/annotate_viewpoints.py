@@ -47,7 +47,7 @@ def main(argv=None):
           f"{session.store.path}", flush=True)
     print(f"open {url} in a browser; Ctrl-C stops (every answer is already saved)", flush=True)
     try:
-        server.serve_forever()  # returns on Ctrl-C or SIGTERM
+        server.serve_forever()  # returns on Ctrl-C or SIGTERM, once the server has shut down
     finally:
         server.server_close()
         session.store.close()

@@ -10,6 +10,7 @@ uvicorn runs one event loop: an idle connection costs a socket, not a thread, an
 * the body's size and timeout are :class:`~fastreid_val.web.guard.Guard`'s.
 """
 import errno
+import signal
 import socket
 import threading
 import time
@@ -80,8 +81,21 @@ class LocalServer:
         return f"http://{host}:{self.server_address[1]}/"
 
     def serve_forever(self):
-        """Serve until Ctrl-C or SIGTERM (in the main thread) or :meth:`shutdown`."""
-        self._server.run(sockets=[self._sock])
+        """Serve until Ctrl-C or SIGTERM (in the main thread) or :meth:`shutdown`, then return, so that the
+        caller's clean-up runs. uvicorn shuts down gracefully on either signal and then raises it again
+        with the handler that was there before: KeyboardInterrupt for Ctrl-C, and for SIGTERM the one set
+        here, which ends the wait the same way."""
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM)
+        try:
+            if in_main:
+                signal.signal(signal.SIGTERM, _terminated)
+            self._server.run(sockets=[self._sock])
+        except (KeyboardInterrupt, _Terminated):  # also when it came before uvicorn took the signals over
+            pass
+        finally:
+            if in_main:
+                signal.signal(signal.SIGTERM, previous)
 
     def start(self) -> "LocalServer":
         """Serve in a daemon thread; returns once the server answers."""
@@ -101,6 +115,14 @@ class LocalServer:
 
     def server_close(self):
         self._sock.close()
+
+
+class _Terminated(Exception):
+    """SIGTERM, raised again by uvicorn once it has shut down."""
+
+
+def _terminated(signum, frame):
+    raise _Terminated()
 
 
 def _bind(host: str, port: int) -> socket.socket:
