@@ -15,7 +15,7 @@ __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileEr
            "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
            "EmptyGalleryError", "RerankTooLargeError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError",
            "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError",
-           "one_line"]
+           "UserModuleError", "one_line"]
 
 
 class UserInputError(Exception):
@@ -117,6 +117,10 @@ class IndexMismatchError(UserInputError, ValueError):
 
 class ModelFileError(UserInputError, ValueError):
     """A model file that cannot serve here (an ONNX file without the export's metadata, a wrong suffix)."""
+
+
+class UserModuleError(UserInputError, ImportError):
+    """A module of the user's named with ``--import`` that cannot be found, or that raised while imported."""
 
 
 # Not a bad input: a check of our own output that failed (exit status 1).
