@@ -66,6 +66,11 @@ the whole process, and apply only where upstream cannot work at all (mostly: wit
   DDP without ``device_ids`` (``engine.py``). On a machine with CUDA, ``tools/train_net.py`` launches
   within :func:`~fastreid_val.compat.engine.distributed_worker_for`, so a run whose ``MODEL.DEVICE``
   is not CUDA gets gloo there too.
+* S16 ``DefaultTrainer.__init__`` (``fastreid/engine/defaults.py:211``) passes DDP
+  ``broadcast_buffers=False``, deprecated since torch 2.13 with a ``FutureWarning`` on every distributed
+  run: the DDP of S6 passes it on as ``forward_sync_buffers=False`` (buffers not synchronised during
+  training, as upstream asks; at construction rank 0's equal buffers are broadcast once). Applies
+  everywhere (``engine.py``).
 * S12 ``BackgroundGenerator.run`` (``fastreid/data/data_utils.py:126``), the thread behind the CUDA
   ``DataLoaderX``, has no exception handling: when a loader worker fails (an unreadable image), the
   thread dies without queueing its end marker and the training loop waits in ``queue.get()``
