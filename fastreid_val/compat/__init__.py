@@ -50,7 +50,8 @@ the whole process, and apply only where upstream cannot work at all (mostly: wit
 * S4 ``ReidEvaluator._compile_dependencies`` (``fastreid/evaluation/reid_evaluation.py:136``) runs
   ``make`` inside site-packages and ``sys.exit(1)`` when that fails. The compiled evaluator is built
   at install time (``tools/build_rank_cylib.py``); at run time we only check for it and warn once
-  when evaluation falls back to Python. Applies everywhere (``evaluation.py``).
+  when FastReID's own ``ReidEvaluator`` falls back to Python (``ViewpointReidEvaluator`` counts ranks in
+  torch and builds nothing). Applies everywhere (``evaluation.py``).
 * S5 ``build_dist(metric="jaccard")`` (``fastreid/utils/compute_dist.py:54``), called inside
   ``ReidEvaluator.evaluate``, hard-codes ``search_option=0``: ``features.cuda()`` (fails without
   CUDA) and faiss-GPU search through ``faiss.cast_integer_to_long_ptr``
