@@ -4,10 +4,9 @@ import os
 import re
 
 import torch
-from fastreid.data.data_utils import read_image
-from PIL import UnidentifiedImageError
 
-from ..errors import EmptyGalleryError, MissingFileError, UnreadableImageError
+from ..data.common import read_user_image
+from ..errors import EmptyGalleryError, MissingFileError
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "read_images", "veri_identity"]
 
@@ -66,12 +65,7 @@ def read_images(paths, transform):
     for path in paths:
         if not os.path.isfile(path):
             raise MissingFileError(f"image {path} does not exist")
-        try:
-            image = read_image(path, "RGB")
-        except (OSError, ValueError, SyntaxError) as e:
-            reason = "not an image format PIL can decode" if isinstance(e, UnidentifiedImageError) else e
-            raise UnreadableImageError(f"cannot read image {path} ({reason}): replace it or remove it") from None
-        images.append(transform(image))
+        images.append(transform(read_user_image(path)))
     return torch.stack(images).float()
 
 
