@@ -14,8 +14,8 @@ __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileEr
            "AnnotationError", "UnreadableImageError", "OutputDirError", "CheckpointMismatchError",
            "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
            "EmptyGalleryError", "RerankTooLargeError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError",
-           "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError", "OutputFileError",
-           "one_line"]
+           "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError",
+           "OutputFileError", "UserModuleError", "one_line"]
 
 
 class UserInputError(Exception):
@@ -121,6 +121,10 @@ class IndexMismatchError(UserInputError, ValueError):
 
 class ModelFileError(UserInputError, ValueError):
     """A model file that cannot serve here (an ONNX file without the export's metadata, a wrong suffix)."""
+
+
+class UserModuleError(UserInputError, ImportError):
+    """A module of the user's named with ``--import`` that cannot be found, or that raised while imported."""
 
 
 # Not a bad input: a check of our own output that failed (exit status 1).

@@ -22,6 +22,7 @@ from fastreid_val.deploy.embedder import open_embedder
 from fastreid_val.deploy.images import list_images
 from fastreid_val.deploy.index import GalleryIndex
 from fastreid_val.deploy.search import draw_results, is_match, query_index, update_index, write_csv
+from fastreid_val.engine.user_modules import add_import_argument, import_user_modules
 from fastreid_val.errors import UserInputError, one_line
 
 
@@ -40,6 +41,7 @@ def parse_args(argv=None):
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--out", default="output/search", help="folder for results.csv and ranked_list.png")
     p.add_argument("--batch-size", type=int, default=32)
+    add_import_argument(p)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, KEY VALUE ...")
     a = p.parse_args(argv)
     if not a.gallery and not a.query:
@@ -84,6 +86,7 @@ def run(a):
 def main(argv=None):
     a = parse_args(argv)
     try:
+        import_user_modules(a.imports)
         run(a)
     except UserInputError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
