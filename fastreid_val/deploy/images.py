@@ -9,7 +9,7 @@ from PIL import UnidentifiedImageError
 
 from ..errors import EmptyGalleryError, MissingFileError, UnreadableImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_images", "veri_identity"]
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_images", "check_images", "veri_identity"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _VERI_NAME = re.compile(r"^(\d+)_c(\d+)_")
@@ -73,6 +73,22 @@ def read_images(paths, transform):
             raise UnreadableImageError(f"cannot read image {path} ({reason}): replace it or remove it") from None
         images.append(transform(image))
     return torch.stack(images).float()
+
+
+def check_images(paths):
+    """Stop on the first of ``paths`` that is missing or whose header PIL cannot read, before anything is
+    written (an image whose data is damaged past its header stops later, when it is embedded)."""
+    from PIL import Image
+
+    for path in paths:
+        if not os.path.isfile(path):
+            raise MissingFileError(f"image {path} does not exist")
+        try:
+            with Image.open(path) as image:
+                image.size
+        except (OSError, ValueError, SyntaxError) as e:
+            reason = "not an image format PIL can decode" if isinstance(e, UnidentifiedImageError) else e
+            raise UnreadableImageError(f"cannot read image {path} ({reason}): replace it or remove it") from None
 
 
 def veri_identity(path):
