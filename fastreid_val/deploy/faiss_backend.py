@@ -193,6 +193,10 @@ class FaissBackend(SearchBackend):
         elif index.ntotal < len(vectors):  # rows committed after the FAISS file was written
             index.add(vectors[index.ntotal:])
         backend._use(index, vectors)
+        stored = backend.stored_vectors(info["faiss_rows"])
+        if stored is not None and not np.array_equal(stored, vectors[:len(stored)]):
+            raise IndexMismatchError(f"search index file {os.path.join(folder, info['faiss_file'])} holds other "
+                                     f"vectors than the rows of {CATALOG}: index the gallery again with --rebuild")
         return backend
 
     @staticmethod
@@ -209,7 +213,8 @@ class FaissBackend(SearchBackend):
             data = f.read()
         if hashlib.sha256(data).hexdigest() != info["faiss_sha"]:
             raise refuse(f"is not the file {CATALOG} names (its SHA-256 differs)")
-        if info["faiss_rows"] > len(checksums) or digest(checksums[:info["faiss_rows"]]) != info["faiss_digest"]:
+        if info["faiss_rows"] > len(checksums) or \
+                digest([info["faiss_sha"]] + checksums[:info["faiss_rows"]]) != info["faiss_digest"]:
             raise refuse(f"was not built from the rows of {CATALOG} (their checksums differ)")
         try:
             index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
@@ -239,6 +244,20 @@ class FaissBackend(SearchBackend):
         ivf = faiss.try_extract_index_ivf(self.index)
         if ivf is not None:
             self.nprobe = self.nprobe or default_nprobe(ivf.nlist)
+
+    def stored_vectors(self, rows):
+        """The first ``rows`` vectors as the FAISS index holds them (None where it keeps them compressed)."""
+        import faiss
+
+        if not rows:
+            return None
+        if not self._own_flat:
+            return faiss.rev_swig_ptr(self.flat.get_xb(), rows * self.model["dim"]).reshape(rows, -1)
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if isinstance(ivf, faiss.IndexIVFFlat):
+            ivf.make_direct_map()
+            return ivf.reconstruct_n(0, rows)
+        return None
 
     def all_vectors(self):
         import faiss
@@ -314,8 +333,9 @@ class FaissBackend(SearchBackend):
         data = faiss.serialize_index(self.index)
         name = f"index-{uuid.uuid4().hex[:12]}.faiss"
         atomic_write(os.path.join(self.folder, name), lambda f: f.write(memoryview(data)))
-        values = dict(faiss_file=name, faiss_rows=self.index.ntotal, faiss_sha=hashlib.sha256(data).hexdigest(),
-                      faiss_digest=digest(self.checksums[:self.index.ntotal]), factory=self.factory)
+        sha = hashlib.sha256(data).hexdigest()
+        values = dict(faiss_file=name, faiss_rows=self.index.ntotal, faiss_sha=sha,
+                      faiss_digest=digest([sha] + self.checksums[:self.index.ntotal]), factory=self.factory)
         with self.catalog.transaction():
             self.catalog.set_info(**values)
         self.info.update(values)
