@@ -91,14 +91,19 @@ def _take_lock(folder, location):
     return lock
 
 
-def _build(factory, vectors):
+def _factory(factory, dim):
     import faiss
 
     try:
-        index = faiss.index_factory(vectors.shape[1], factory, faiss.METRIC_INNER_PRODUCT)
+        return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as e:
         raise IndexMismatchError(f"--kind {factory!r} is not a FAISS index_factory string this FAISS builds "
-                                 f"({str(e).splitlines()[0]}): use auto, exact, hnsw, ivf or e.g. HNSW32,Flat") from None
+                                 f"({str(e).strip().splitlines()[-1]}): use auto, exact, hnsw, ivf or e.g. "
+                                 "HNSW32,Flat") from None
+
+
+def _build(factory, vectors):
+    index = _factory(factory, vectors.shape[1])
     if not index.is_trained:
         index.train(vectors)
     index.add(vectors)
@@ -145,13 +150,19 @@ class FaissBackend(SearchBackend):
             if not os.path.isfile(path) or not os.path.getsize(path):
                 raise IndexNotFoundError(f"no search index in {location} ({CATALOG} missing): build it first with "
                                          f"tools/search.py --gallery IMAGES --index {location}")
-            backend = cls._load(location, folder, Catalog(folder))
+            catalog = Catalog(folder)
+            try:
+                backend = cls._load(location, folder, catalog)
+            except BaseException:
+                catalog.close()  # the last connection closed: SQLite removes its -wal and -shm files
+                raise
         else:
+            _factory(factory_for(kind, 0, nlist=nlist or 1), int(model["dim"]))  # a bad --kind stops before any write
             try:
                 os.makedirs(folder, exist_ok=True)
             except OSError as e:
                 raise OutputDirError(f"cannot create index folder {location} ({e.strerror})") from None
-            lock = _take_lock(folder, location)
+            lock, catalog = _take_lock(folder, location), None
             try:
                 if rebuild:  # a catalog SQLite cannot open at all is replaced
                     try:
@@ -166,6 +177,8 @@ class FaissBackend(SearchBackend):
                 backend = cls._load(location, folder, catalog, lock)
                 backend.check_model(model)
             except BaseException:
+                if catalog is not None:
+                    catalog.close()
                 lock.close()
                 raise
             backend.kind, backend.nlist = kind, nlist
