@@ -9,7 +9,7 @@ import sqlite3
 import numpy as np
 import pytest
 
-from fastreid_val.deploy import faiss_backend
+from fastreid_val.deploy import faiss_kinds
 from fastreid_val.deploy.backend import open_backend
 from fastreid_val.deploy.faiss_backend import FaissBackend
 from fastreid_val.deploy.metadata import Filter, ImageMeta, gallery_metadata, name_metadata, parse_time
@@ -60,7 +60,7 @@ FILTERS = {"none": Filter(), "camera": Filter(exclude_camera="c003"),
 
 @pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
 def test_filtered_top_k_against_a_naive_reference(tmp_path, kind, monkeypatch):
-    monkeypatch.setattr(faiss_backend, "EXACT_BELOW", 200)  # let the graph and the cells serve at this size
+    monkeypatch.setattr(faiss_kinds, "EXACT_BELOW", 200)  # let the graph and the cells serve at this size
     x, metas = write(tmp_path, kind)
     queries = x[::97] + 0.05
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)

@@ -2,19 +2,9 @@
 vectors; :mod:`.catalog`), ``index-<id>.faiss`` (the FAISS index of those vectors, named in the catalog
 with its SHA-256) and ``writer.lock``.
 
-Kinds, named by FAISS ``index_factory`` strings over the inner product of unit vectors (cosine):
-``Flat`` (exact), ``HNSW32,Flat`` (a graph, the approximate default from ``EXACT_BELOW`` images on),
-``IVF<nlist>,Flat`` (inverted lists, ``--kind ivf``), or any factory string (``--kind "HNSW16,Flat"``).
-
-How a query is searched depends on how many rows its filter lets through (the rows' metadata is held
-in memory; the filter becomes an ``IDSelectorBitmap`` that FAISS checks inside the search):
-
-* the exact index, or a filter passing fewer than ``APPROX_MIN_SHARE`` of the rows or at most
-  ``EXACT_BELOW`` rows: exact search over the rows that pass (the flat vectors with the selector; an
-  HNSW graph searched with a narrow selector loses recall, since most of its paths lead through rows
-  that do not pass);
-* otherwise the graph (``efSearch`` raised by 1 / share) or the cells (``nprobe`` raised likewise),
-  with the selector; a query for which it finds fewer than k rows is searched exactly.
+The kind of index (a FAISS ``index_factory`` string) and how a query is searched under a filter are
+:mod:`.faiss_kinds`'s. The rows' metadata is held in memory; a filter becomes an ``IDSelectorBitmap``
+that FAISS checks inside the search.
 
 Deleted rows are tombstones that the selector leaves out; past ``COMPACT_SHARE`` of the rows they
 are dropped and the FAISS index is rebuilt. One writer at a time (``writer.lock``, an advisory lock on
@@ -23,7 +13,6 @@ the folder's real path that the system releases when the writer dies); readers n
 import fcntl
 import glob
 import hashlib
-import math
 import os
 import re
 import uuid
@@ -33,45 +22,15 @@ import numpy as np
 from ..atomic import atomic_write
 from ..errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, OutputDirError
 from .backend import SearchBackend
+from . import faiss_kinds
 from .catalog import CATALOG, Catalog, digest
+from .faiss_kinds import EF_SEARCH, build, default_nprobe, factory_for, new_index
 
-__all__ = ["FaissBackend", "factory_for", "default_nlist", "default_nprobe", "EXACT_BELOW"]
+__all__ = ["FaissBackend"]
 
-EXACT_BELOW = 10_000     # auto: exact below this many images (a brute-force query over 10,000 x 1280 takes ~6 ms)
-HNSW = "HNSW32,Flat"     # M = 32 links per node
-EF_SEARCH = 32           # HNSW candidates kept per query (unfiltered); raised to k and by 1 / share
-APPROX_MIN_SHARE = 0.5   # a filter passing a smaller share of the rows: exact search over those rows
 COMPACT_SHARE = 0.25     # tombstones past this share of the rows are dropped
 LOCK, LEGACY = "writer.lock", "index.json"
 _FAISS_NAME = re.compile(r"index-[0-9a-f]{12}\.faiss")
-MIN_POINTS_PER_CELL = 39  # FAISS's k-means warns below 39 training points per centroid
-
-
-def default_nlist(n):
-    """Cells of an IVF index of ``n`` vectors: 4·sqrt(n) (FAISS's guideline is 4 to 16·sqrt(n)), with
-    at least 39 vectors per cell to train k-means: 1,264 cells for 100,000 vectors."""
-    return max(1, min(int(4 * math.sqrt(n)), n // MIN_POINTS_PER_CELL))
-
-
-def default_nprobe(nlist):
-    """Cells visited per query: 1/8 of the cells (at least 8)."""
-    return min(nlist, max(8, nlist // 8))
-
-
-def factory_for(kind, n, current=None, nlist=None):
-    """The factory string an indexing run of ``n`` images builds for ``--kind`` (auto, exact, hnsw, ivf,
-    or a factory string). An IVF index keeps its cells unless ``nlist`` is given."""
-    if kind == "auto":
-        return "Flat" if n < EXACT_BELOW else HNSW
-    if kind == "exact":
-        return "Flat"
-    if kind == "hnsw":
-        return HNSW
-    if kind == "ivf":
-        if nlist is None and current and current.startswith("IVF"):
-            return current
-        return f"IVF{nlist or default_nlist(n)},Flat"
-    return kind
 
 
 def _take_lock(folder, location):
@@ -89,25 +48,6 @@ def _take_lock(folder, location):
     lock.write(f"process {os.getpid()}\n")
     lock.flush()
     return lock
-
-
-def _factory(factory, dim):
-    import faiss
-
-    try:
-        return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
-    except RuntimeError as e:
-        raise IndexMismatchError(f"--kind {factory!r} is not a FAISS index_factory string this FAISS builds "
-                                 f"({str(e).strip().splitlines()[-1]}): use auto, exact, hnsw, ivf or e.g. "
-                                 "HNSW32,Flat") from None
-
-
-def _build(factory, vectors):
-    index = _factory(factory, vectors.shape[1])
-    if not index.is_trained:
-        index.train(vectors)
-    index.add(vectors)
-    return index
 
 
 class FaissBackend(SearchBackend):
@@ -157,7 +97,7 @@ class FaissBackend(SearchBackend):
                 catalog.close()  # the last connection closed: SQLite removes its -wal and -shm files
                 raise
         else:
-            _factory(factory_for(kind, 0, nlist=nlist or 1), int(model["dim"]))  # a bad --kind stops before any write
+            new_index(factory_for(kind, 0, nlist=nlist or 1), int(model["dim"]))  # a bad --kind stops before any write
             try:
                 os.makedirs(folder, exist_ok=True)
             except OSError as e:
@@ -202,7 +142,7 @@ class FaissBackend(SearchBackend):
         backend = cls(location, folder, catalog, info, rows, lock)
         vectors = rows["vectors"]
         if index is None:
-            index = _build(info["factory"], vectors)
+            index = build(info["factory"], vectors)
         elif index.ntotal < len(vectors):  # rows committed after the FAISS file was written
             index.add(vectors[index.ntotal:])
         backend._use(index, vectors)
@@ -334,7 +274,7 @@ class FaissBackend(SearchBackend):
         if compact or target != self.factory:
             vectors = vectors if compact else self.all_vectors()
             self.factory, self.nprobe = target, None
-            self._use(_build(target, vectors), vectors)
+            self._use(build(target, vectors), vectors)
         elif self.info["faiss_file"] and self.info["faiss_rows"] == self.n:
             return False  # the FAISS file on disk is current
         self._write()
@@ -392,17 +332,10 @@ class FaissBackend(SearchBackend):
             return np.clip(1.0 - sims, 0.0, 2.0), rows
         bitmap = None if selected == self.n else np.packbits(keep, bitorder="little")
         sel = None if bitmap is None else faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
-        share = selected / self.n
-        approximate = self.index is not self.flat and share >= APPROX_MIN_SHARE and selected > EXACT_BELOW
-        if approximate:
-            scale = 1.0 / share
-            if isinstance(self.index, faiss.IndexHNSW):
-                params = faiss.SearchParametersHNSW(efSearch=int(math.ceil(max(self.ef_search, k) * scale)), sel=sel)
-            elif faiss.try_extract_index_ivf(self.index) is not None:
-                nlist = faiss.try_extract_index_ivf(self.index).nlist
-                params = faiss.SearchParametersIVF(nprobe=min(nlist, int(math.ceil(self.nprobe * scale))), sel=sel)
-            else:
-                params = faiss.SearchParameters(sel=sel)
+        # Module attributes read at each call: the tests lower EXACT_BELOW to exercise the graph on a few rows.
+        params = None if self.index is self.flat or selected <= faiss_kinds.EXACT_BELOW else \
+            faiss_kinds.approximate_params(self.index, selected / self.n, k, sel, self.ef_search, self.nprobe)
+        if params is not None:
             sims[:], rows[:] = self.index.search(queries, k, params=params)
             short = np.flatnonzero((rows[:, :min(k, selected)] < 0).any(axis=1))
         else:
