@@ -3,7 +3,7 @@
 ``Flat``, ``IVF``, ``HNSW32``) under the filters a query may carry (none; another camera than the query's,
 as the VeRi protocol asks; a time window of 10% of the gallery's span), and ingest into the default index.
 
-One line per case: median milliseconds per query searched one at a time on one thread, and recall@10
+One line per case: median milliseconds per query searched one at a time on one thread (``--threads``), and recall@10
 against the exact top-10 under the same filter (the share of it that the case returns). The ingest
 line times ``tools/search.py``'s path without the model: rows committed to SQLite in batches of 256,
 then the default index built and written (2 threads by default: ``--ingest-threads``).
@@ -79,7 +79,8 @@ def main():
     p.add_argument("--queries", type=int, default=300)
     p.add_argument("--noise", type=float, default=1.0)
     p.add_argument("--kinds", default="exact,ivf,hnsw")
-    p.add_argument("--ingest-threads", type=int, default=2)
+    p.add_argument("--threads", type=int, default=1, help="FAISS threads while searching")
+    p.add_argument("--ingest-threads", type=int, default=2, help="FAISS threads while indexing")
     p.add_argument("--folder", help="where the indexes are written (default: a temporary folder, removed)")
     a = p.parse_args()
     import faiss
@@ -121,7 +122,7 @@ def main():
             backends[kind] = open_backend(folder)
             print(f"case=build backend=faiss kind={kind} index={backends[kind].factory} build_s={built:.1f} "
                   f"open_s={time.perf_counter() - start:.1f}", flush=True)
-        faiss.omp_set_num_threads(1)
+        faiss.omp_set_num_threads(a.threads)
         truth_kind = "exact" if "exact" in backends else None
         for name, flts in filters.items():
             found = {kind: [] for kind in backends}
