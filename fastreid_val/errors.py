@@ -15,7 +15,7 @@ __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileEr
            "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
            "EmptyGalleryError", "RerankTooLargeError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError",
            "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError",
-           "IndexLockedError", "MetadataError", "one_line"]
+           "IndexLockedError", "IndexUnreachableError", "MetadataError", "one_line"]
 
 
 class UserInputError(Exception):
@@ -117,6 +117,10 @@ class IndexMismatchError(UserInputError, ValueError):
 
 class IndexLockedError(OutputDirError):
     """A search index folder being written by another indexing run (a second writer is refused)."""
+
+
+class IndexUnreachableError(UserInputError, ConnectionError):
+    """A search service named by ``--index`` (``milvus://HOST:PORT/COLLECTION``) that does not answer."""
 
 
 class MetadataError(UserInputError, ValueError):
