@@ -1,10 +1,12 @@
 #!/usr/bin/env python
-"""Search at scale, side by side in one run: the index kinds of ``tools/search.py --kind`` (exact
-``Flat``, ``IVF``, ``HNSW32``) under the filters a query may carry (none; another camera than the query's,
-as the VeRi protocol asks; a time window of 10% of the gallery's span), and ingest into the default index.
+"""Search at scale, side by side in one run: the index kinds of ``tools/search.py --kind`` (exact ``Flat``,
+``IVF``, ``HNSW32``; with ``--milvus``, a Milvus collection's HNSW too) under the filters a query may
+carry (none; another camera than the query's, as the VeRi protocol asks; a time window of 10% of the
+gallery's span), and ingest into the default index.
 
-One line per case: median milliseconds per query searched one at a time on one thread (``--threads``), and recall@10
-against the exact top-10 under the same filter (the share of it that the case returns). The ingest
+One line per case: median milliseconds per query searched one at a time on one thread (``--threads``),
+and recall@10 against the exact top-10 under the same filter (the share of it that the case returns),
+all cases interleaved query by query. The ingest
 line times ``tools/search.py``'s path without the model: rows committed to SQLite in batches of 256,
 then the default index built and written (2 threads by default: ``--ingest-threads``).
 
@@ -45,14 +47,14 @@ def model_dim(config_file):
         return int(build_model(cfg).eval()(torch.zeros(1, 3, *input_shape(preprocessing(cfg)))).shape[1])
 
 
-def ingest(folder, vectors, metas, kind, batch=256):
+def ingest(location, vectors, metas, kind, batch=256):
     """Seconds to commit every row in batches and build and write the index of ``kind``."""
-    from fastreid_val.deploy.faiss_backend import FaissBackend
+    from fastreid_val.deploy.backend import open_backend
 
     model = {"fingerprint": "bench", "dim": vectors.shape[1], "model": "synthetic"}
     entries = [{"path": f"/gallery/{i:07d}.jpg", "size": 1, "mtime_ns": i} for i in range(len(vectors))]
     start = time.perf_counter()
-    with FaissBackend.open(folder, writer=True, model=model, kind=kind) as b:
+    with open_backend(location, writer=True, model=model, kind=kind, rebuild=True) as b:
         for s in range(0, len(vectors), batch):
             b.add(entries[s:s + batch], metas[s:s + batch], vectors[s:s + batch])
         b.finish()
@@ -82,6 +84,8 @@ def main():
     p.add_argument("--threads", type=int, default=1, help="FAISS threads while searching")
     p.add_argument("--ingest-threads", type=int, default=2, help="FAISS threads while indexing")
     p.add_argument("--folder", help="where the indexes are written (default: a temporary folder, removed)")
+    p.add_argument("--milvus", help="HOST:PORT of a Milvus server (e.g. milvus-lite server --host 127.0.0.1): its "
+                                    "HNSW collection joins the cases")
     a = p.parse_args()
     import faiss
 
@@ -119,11 +123,18 @@ def main():
             folder = os.path.join(root, kind)
             built = rebuild_as(os.path.join(root, "default"), folder, kind, dim)
             start = time.perf_counter()
-            backends[kind] = open_backend(folder)
-            print(f"case=build backend=faiss kind={kind} index={backends[kind].factory} build_s={built:.1f} "
+            backends[kind, "faiss"] = open_backend(folder)
+            print(f"case=build backend=faiss kind={kind} index={backends[kind, 'faiss'].factory} build_s={built:.1f} "
                   f"open_s={time.perf_counter() - start:.1f}", flush=True)
+        if a.milvus:
+            location = f"milvus://{a.milvus}/bench_{a.gallery}_{dim}"
+            seconds = ingest(location, gallery, metas, "hnsw", batch=2048)
+            backends["hnsw", "milvus"] = open_backend(location)
+            print(f"case=ingest backend=milvus n={a.gallery} dim={dim} index={backends['hnsw', 'milvus'].factory} "
+                  f"seconds={seconds:.1f} vectors_per_s={a.gallery / seconds:.0f}", flush=True)
+        masks = next(b for (_, engine), b in backends.items() if engine == "faiss")  # who knows the rows' metadata
         faiss.omp_set_num_threads(a.threads)
-        truth_kind = "exact" if "exact" in backends else None
+        truth_kind = ("exact", "faiss") if ("exact", "faiss") in backends else None
         for name, flts in filters.items():
             found = {kind: [] for kind in backends}
             lat = {kind: [] for kind in backends}
@@ -133,12 +144,13 @@ def main():
                     _, rows = b.search(q[None], 10, flt)
                     lat[kind].append(time.perf_counter() - t0)
                     found[kind].append(rows[0])
-            for kind in backends:
+            share = np.mean([masks.mask(f).mean() for f in flts[:20]])
+            for kind, engine in backends:
                 recall = float("nan") if truth_kind is None else np.mean(
-                    [len(set(f) & set(t)) / max(1, (t >= 0).sum()) for f, t in zip(found[kind], found[truth_kind])])
-                share = np.mean([backends[kind].mask(f).mean() for f in flts[:20]])
-                print(f"case={kind} backend=faiss n={a.gallery} dim={dim} filter={name} pass={share:.2f} "
-                      f"median_ms={1000 * statistics.median(lat[kind]):.2f} recall@10={recall:.3f}", flush=True)
+                    [len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, (t >= 0).sum())
+                     for f, t in zip(found[kind, engine], found[truth_kind])])
+                print(f"case={kind} backend={engine} n={a.gallery} dim={dim} filter={name} pass={share:.2f} "
+                      f"median_ms={1000 * statistics.median(lat[kind, engine]):.2f} recall@10={recall:.3f}", flush=True)
         for b in backends.values():
             b.close()
     finally:

@@ -19,7 +19,9 @@ __all__ = ["factory_for", "default_nlist", "default_nprobe", "new_index", "build
 
 EXACT_BELOW = 10_000     # auto: exact below this many images (a brute-force query over 10,000 x 1280 takes ~6 ms)
 HNSW = "HNSW32,Flat"     # M = 32 links per node
-EF_SEARCH = 32           # HNSW candidates kept per query (unfiltered); raised to k and by 1 / share
+# HNSW candidates per query, raised to k and by 1 / share under a filter. At 100,000 x 1280-d (the
+# benchmark's clusters): recall@10 0.868 at 32, 0.946 at 64, 0.972 at 96, 0.981 at 192.
+EF_SEARCH = 96
 APPROX_MIN_SHARE = 0.5   # a filter passing a smaller share of the rows: exact search over those rows
 MIN_POINTS_PER_CELL = 39  # FAISS's k-means warns below 39 training points per centroid
 

@@ -149,7 +149,7 @@ class MilvusBackend(SearchBackend):
     def add(self, entries, metas, vectors):
         vectors = np.asarray(vectors, dtype=np.float32)
         rows = [{"pos": self.next_pos + i, **e, "camera": m.camera, "timestamp": m.timestamp, "track": m.track,
-                 "vector": v.tolist()} for i, (e, m, v) in enumerate(zip(entries, metas, vectors))]
+                 "vector": v} for i, (e, m, v) in enumerate(zip(entries, metas, vectors))]
         if rows:
             self.client.insert(self.name, rows)
             self.next_pos += len(rows)
