@@ -36,13 +36,19 @@ setup(
         "onnx>=1.23",
         "onnxscript>=0.7",
         "onnxruntime>=1.32",
+        # The web layer of the project's pages (fastreid_val/web): Starlette's routing and request parsing,
+        # served by uvicorn (h11); python-multipart parses image uploads.
+        "starlette>=1.0",
+        "uvicorn>=0.35",
+        "python-multipart>=0.0.18",
     ],
     extras_require={
         # Exactly one FAISS build: CPU everywhere, or the GPU build for CUDA users.
         "cpu": ["faiss-cpu>=1.7.3"],
         "gpu": ["faiss-gpu-cu12"],
         # selenium drives a headless Chromium in the annotation page's tests (skipped where no browser is installed).
-        # pymilvus and milvus-lite: the search contract tests run both engines, Milvus on a real Milvus Lite server.
-        "test": ["pytest", "selenium", "pymilvus==3.0.2", "milvus-lite==3.2.2"],
+        # httpx: Starlette's test client, for the web layer's unit tests. pymilvus and milvus-lite: the search
+        # contract tests run both engines, Milvus on a real Milvus Lite server.
+        "test": ["pytest", "selenium", "httpx", "pymilvus==3.0.2", "milvus-lite==3.2.2"],
     },
 )

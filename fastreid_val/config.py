@@ -127,6 +127,44 @@ def validate_val_config(cfg):
                          f"got {cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION!r}.")
 
 
+def check_schedule(cfg, iters_per_epoch=None):
+    """Refuse a schedule that cannot run, before training starts, naming the keys: FastReID would train and
+    then fail inside torch (``ZeroDivisionError`` in ``CosineAnnealingLR`` when the warm-up or the delay
+    takes every epoch; in its checkpoint and evaluation hooks when a period is 0), on every rank.
+
+    Without ``iters_per_epoch`` only what the config alone decides; with it (the trainer knows it once the
+    training set is read), the warm-up in epochs too, as FastReID's ``build_lr_scheduler`` counts it
+    (fastreid/solver/build.py:313): cosine epochs = MAX_EPOCH - max(ceil(WARMUP_ITERS / iters), DELAY_EPOCHS).
+    """
+    s = cfg.SOLVER
+    for key, value in (("SOLVER.MAX_EPOCH", s.MAX_EPOCH), ("SOLVER.CHECKPOINT_PERIOD", s.CHECKPOINT_PERIOD),
+                       ("TEST.EVAL_PERIOD", cfg.TEST.EVAL_PERIOD), ("SOLVER.IMS_PER_BATCH", s.IMS_PER_BATCH)):
+        if value < 1:
+            raise InvalidConfigError(f"{key} must be >= 1, got {value} (a period counts epochs: 1 is every epoch).")
+    if s.WARMUP_ITERS < 0 or s.DELAY_EPOCHS < 0:
+        raise InvalidConfigError(f"SOLVER.WARMUP_ITERS and SOLVER.DELAY_EPOCHS must be >= 0, got {s.WARMUP_ITERS} "
+                                 f"and {s.DELAY_EPOCHS}.")
+    if s.DELAY_EPOCHS >= s.MAX_EPOCH > 0 and s.DELAY_EPOCHS > 0:
+        raise InvalidConfigError(f"SOLVER.DELAY_EPOCHS {s.DELAY_EPOCHS} is as long as the run (SOLVER.MAX_EPOCH "
+                                 f"{s.MAX_EPOCH}): raise MAX_EPOCH above {s.DELAY_EPOCHS} or lower DELAY_EPOCHS.")
+    if iters_per_epoch is None:
+        return
+    if iters_per_epoch < 1:
+        raise InvalidConfigError(f"SOLVER.IMS_PER_BATCH {s.IMS_PER_BATCH} is larger than the training set, so an "
+                                 "epoch has no iteration: lower SOLVER.IMS_PER_BATCH.")
+    warmup_epochs = -(-s.WARMUP_ITERS // iters_per_epoch)
+    if s.WARMUP_ITERS > s.MAX_EPOCH * iters_per_epoch:
+        raise InvalidConfigError(f"SOLVER.WARMUP_ITERS {s.WARMUP_ITERS} is longer than the run (SOLVER.MAX_EPOCH "
+                                 f"{s.MAX_EPOCH} x {iters_per_epoch} iterations an epoch): lower WARMUP_ITERS or "
+                                 "raise MAX_EPOCH.")
+    if s.SCHED == "CosineAnnealingLR" and s.MAX_EPOCH - max(warmup_epochs, s.DELAY_EPOCHS) < 1:
+        raise InvalidConfigError(
+            f"SOLVER.MAX_EPOCH {s.MAX_EPOCH} leaves the cosine schedule no epoch: the warm-up (SOLVER.WARMUP_ITERS "
+            f"{s.WARMUP_ITERS}, {warmup_epochs} epoch(s) of {iters_per_epoch} iterations) or SOLVER.DELAY_EPOCHS "
+            f"{s.DELAY_EPOCHS} takes them all: raise MAX_EPOCH to at least "
+            f"{max(warmup_epochs, s.DELAY_EPOCHS) + 1}, or lower WARMUP_ITERS / DELAY_EPOCHS.")
+
+
 def _stripes(rows, parts):
     """How many stripes ``torch.chunk`` gives when it cuts ``rows`` rows into ``parts``."""
     size = -(-rows // parts)

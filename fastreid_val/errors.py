@@ -15,7 +15,7 @@ __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileEr
            "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
            "EmptyGalleryError", "RerankTooLargeError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError",
            "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError",
-           "IndexLockedError", "IndexUnreachableError", "MetadataError", "one_line"]
+           "OutputFileError", "IndexLockedError", "IndexUnreachableError", "MetadataError", "one_line"]
 
 
 class UserInputError(Exception):
@@ -55,6 +55,10 @@ class UnreadableImageError(UserInputError, OSError):
 
 class OutputDirError(UserInputError, OSError):
     """An output folder or file cannot be created or written."""
+
+
+class OutputFileError(UserInputError, ValueError):
+    """A file of a finished run read back (``results.json``, ``cmc.json`` ...) that is empty or cut short."""
 
 
 class AnnotationLockedError(OutputDirError):

@@ -46,7 +46,11 @@ def _numpy_globals():
 
 ALLOWED_GLOBALS = _numpy_globals()
 
-_UNSUPPORTED = re.compile(r"Unsupported global: GLOBAL (\S+)")
+# How torch's restricted unpickler names a global it refuses: "Unsupported global: GLOBAL builtins.exec",
+# or, for a module it blocks outright, "unsupported GLOBAL posix.system whose module posix is blocked".
+_REFUSED_GLOBAL = re.compile(r"GLOBAL ([\w.]+)")
+# The sentences torch wraps every refusal in (advice to load the file unrestricted), never shown.
+_ADVICE = ("Weights only load failed", "weights_only", "Check the documentation", "Please file an issue")
 
 
 def load_weights_file(path, what="checkpoint"):
@@ -66,16 +70,16 @@ def load_weights_file(path, what="checkpoint"):
         with torch.serialization.safe_globals(ALLOWED_GLOBALS):
             return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        wants = _unsafe_globals(path, e) if "WeightsUnpickler" in str(e) else ""
+        wants = _unsafe_globals(path, e)
         if not wants:  # not a PyTorch file, or an instruction the restricted unpickler does not read
             raise CheckpointMismatchError(f"{what} {path} cannot be read (UnpicklingError: {_refusal(e)})") from None
         raise UnsafeModelFileError(
             f"{what} {path} was refused: loading it would import {wants}, which can run code "
-            "hidden in the file; nothing of it was run. Only tensors, numbers, strings and containers are read "
-            "from a model file: if you trust its author, load it once with torch.load(..., weights_only=False) and "
-            "save its state dict (torch.save({'model': model.state_dict()}, path)).") from None
+            "hidden in the file; nothing of it was run. A model file may hold only tensors, numbers, strings and "
+            "containers: ask its author for the model's state dict saved alone "
+            "(torch.save({'model': model.state_dict()}, path)).") from None
     except Exception as e:  # truncated, not a PyTorch file, an HTML page saved as .pth
-        raise CheckpointMismatchError(f"{what} {path} cannot be read ({type(e).__name__}: {_first_line(e)})") from None
+        raise CheckpointMismatchError(f"{what} {path} cannot be read ({type(e).__name__}: {_refusal(e)})") from None
 
 
 def _unsafe_globals(path, error):
@@ -86,20 +90,16 @@ def _unsafe_globals(path, error):
     except Exception:  # the legacy (non-zip) format cannot be listed
         names = []
     allowed = {g[1] if isinstance(g, tuple) else f"{g.__module__}.{g.__qualname__}" for g in ALLOWED_GLOBALS}
-    names = [n for n in names if n not in allowed] or _UNSUPPORTED.findall(str(error))[:1]
+    names = [n for n in names if n not in allowed] or _REFUSED_GLOBAL.findall(str(error))[:1]
     return ", ".join(names)
 
 
 def _refusal(error):
-    """The restricted unpickler's reason (torch's message wraps it in advice), else the first line."""
+    """The reason of a refusal or read error, without the advice torch wraps around it: the restricted
+    unpickler's reason, else the first line that is not advice."""
     text = str(error)
     if "WeightsUnpickler error:" in text:
-        reason = [line.strip() for line in text.split("WeightsUnpickler error:", 1)[1].splitlines() if line.strip()]
-        if reason:
-            return reason[0]
-    return _first_line(error)
-
-
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else ""
+        text = text.split("WeightsUnpickler error:", 1)[1]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reasons = [line for line in lines if not any(a in line for a in _ADVICE)]
+    return (reasons or ["not a file torch.load reads"])[0][:200]

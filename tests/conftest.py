@@ -78,8 +78,7 @@ def run_tool(name, argv, capsys):
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     try:
-        tool.main(list(argv))
-        code = 0
+        code = tool.main(list(argv)) or 0  # a main that returns its status, or one that exits with it
     except SystemExit as e:
         code = e.code
     out, err = capsys.readouterr()

@@ -1,4 +1,5 @@
 """tools/annotate_viewpoints.py without a browser: the pick, the CSV store, the session and its server."""
+import http.client
 import json
 import os
 import subprocess
@@ -122,12 +123,9 @@ def _post(url, body, content_type="application/json"):
 
 
 def test_the_server_answers_json_and_serves_only_picked_images(tmp_path):
-    import threading
-
     a, b, _ = _images(tmp_path / "imgs")
     with LabelStore(str(tmp_path / "hand.csv")) as store:
-        server = make_server(AnnotationSession([a, b], store), "127.0.0.1", 0)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server = make_server(AnnotationSession([a, b], store), "127.0.0.1", 0).start()
         url = f"http://127.0.0.1:{server.server_address[1]}"
         try:
             with urllib.request.urlopen(url + "/", timeout=10) as r:
@@ -154,6 +152,16 @@ def test_the_tool_listens_locally_refuses_a_second_writer_and_a_taken_port(tmp_p
     proc, url, lines = start_annotation("--images", str(tmp_path / "imgs"), "--output", out)
     try:
         assert url.startswith("http://127.0.0.1:") and lines[0].startswith(f"3 images of {tmp_path / 'imgs'} to label")
+        # a page that rebound its own name to 127.0.0.1 (DNS rebinding) reaches the tool, which refuses it
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        for method, path, body in (("GET", "/api/state", None), ("POST", "/api/answer", {"index": 0, "viewpoint": 0})):
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request(method, path, body=None if body is None else json.dumps(body),
+                         headers={"Host": f"rebound.example:{port}", "Content-Type": "application/json"})
+            answer = conn.getresponse()
+            assert answer.status == 403 and b"is not a name of this server" in answer.read()
+            conn.close()
+        assert not os.path.exists(out)
         second = subprocess.run([sys.executable, os.path.join(ROOT, "tools/annotate_viewpoints.py"), "--images",
                                  str(tmp_path / "imgs"), "--output", out, "--port", "0"],
                                 capture_output=True, text=True, timeout=120)
@@ -168,6 +176,8 @@ def test_the_tool_listens_locally_refuses_a_second_writer_and_a_taken_port(tmp_p
         assert taken.returncode == 2
         assert taken.stderr.strip().splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: the port is in use; "
                                                      "choose another --port or --host"]
+        stop(proc)  # SIGTERM: the server shuts down, the tool lets its lock go and exits 0
+        assert proc.returncode == 0 and not os.path.exists(out + ".lock")
     finally:
         stop(proc)
 

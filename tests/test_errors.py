@@ -39,7 +39,7 @@ def test_unreadable_image_in_a_loader_worker_is_one_line(tmp_path):
     with pytest.raises(UserInputError) as info:
         next(iter(loader))
     assert "Traceback" in str(info.value)  # the worker's traceback travels in the message ...
-    assert one_line(info.value).startswith(f"cannot read image {bad}: ")  # ... and is cut off
+    assert one_line(info.value).startswith(f"cannot read image {bad} (not an image format")  # ... and is cut off
     assert "\n" not in one_line(info.value)
 
 

@@ -55,6 +55,9 @@ def _files(sub):
     ("compat", {"data", "modeling", "evaluation", "engine", "experiments", "deploy"}),
     ("engine", {"experiments", "deploy"}),
     ("experiments", {"deploy"}),
+    ("textfiles", {"atomic", "compat", "config", "data", "modeling", "evaluation", "engine", "experiments", "deploy"}),
+    ("web", {"atomic", "compat", "config", "data", "modeling", "evaluation", "engine", "experiments", "deploy",
+             "annotate", "labeller", "weights_file"}),
 ])
 def test_dependencies_run_one_way(layer, forbidden):
     for path in _files(layer):

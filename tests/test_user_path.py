@@ -34,10 +34,13 @@ def tiny_opts(config, input_size=48):
             "SOLVER.IMS_PER_BATCH", str(2 * instances), "DATALOADER.NUM_WORKERS", "0", "TEST.IMS_PER_BATCH", "16",
             "SOLVER.MAX_EPOCH", "2", "SOLVER.FREEZE_ITERS", str(min(cfg.SOLVER.FREEZE_ITERS, 1)), "SOLVER.CHECKPOINT_PERIOD", "1",
             "TEST.EVAL_PERIOD", "2", "TEST.RERANK.ENABLED", "False", "RUN.LOG_PERIOD", "1",
-            # A tenth of the recipe's learning rate and a fixed seed: on the random "ImageNet" files,
-            # full-rate steps can blow FastReID's non-local blocks (AGW, SBS) up to NaN features, which
-            # the evaluation rightly refuses; real ImageNet weights start from calibrated layers.
-            "SOLVER.BASE_LR", str(cfg.SOLVER.BASE_LR / 10), "RUN.SEED", "0"]
+            # A warm-up and delay that fit a run of 2 epochs (the recipes' own, longer than it, are refused).
+            "SOLVER.WARMUP_ITERS", "1", "SOLVER.DELAY_EPOCHS", "0",
+            # A hundredth of the recipe's learning rate (what a tenth of it during the recipe's warm-up of
+            # thousands of iterations, at its factor 0.1, gave before) and a fixed seed: on the random
+            # "ImageNet" files, full-rate steps can blow FastReID's non-local blocks (AGW, SBS) up to NaN
+            # features, which the evaluation rightly refuses; real ImageNet weights start from calibrated layers.
+            "SOLVER.BASE_LR", str(cfg.SOLVER.BASE_LR / 100), "RUN.SEED", "0"]
     if "SynthVeRi" in cfg.DATASETS.NAMES:
         opts += TINY_OPTS
     return opts

@@ -30,12 +30,15 @@ def main(argv=None):
     p.add_argument("--num-viewpoints", type=int, default=2, choices=[2, 4, 8], help="V (2: front, rear)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: this machine only)")
     p.add_argument("--port", type=int, default=8765, help="port (0: any free one)")
+    p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                   help="a name or address of this machine that browsers may use besides 127.0.0.1 and localhost "
+                        "(with --host 0.0.0.0); repeatable. Requests naming any other host are refused")
     a = p.parse_args(argv)
     if len(a.opts) % 2:
         p.error(f"--opts takes KEY VALUE pairs, got {len(a.opts)} words")
     try:
         images = pick_images(a.dataset or "", a.images or "", a.image_root, a.ext, a.num, a.seed, a.opts)
-        session, server, url = start(images, a.output, a.num_viewpoints, a.host, a.port)
+        session, server, url = start(images, a.output, a.num_viewpoints, a.host, a.port, a.allow_host)
     except UserInputError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         return 2
@@ -44,9 +47,7 @@ def main(argv=None):
           f"{session.store.path}", flush=True)
     print(f"open {url} in a browser; Ctrl-C stops (every answer is already saved)", flush=True)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server.serve_forever()  # returns on Ctrl-C or SIGTERM, once the server has shut down
     finally:
         server.server_close()
         session.store.close()

@@ -27,15 +27,17 @@ def pick_images(dataset: str = "", images: str = "", image_root: str = "", ext: 
     return spread_sample(items, num, seed)
 
 
-def start(images: Sequence[str], output: str, num_viewpoints: int = 2, host: str = "127.0.0.1", port: int = 8765):
+def start(images: Sequence[str], output: str, num_viewpoints: int = 2, host: str = "127.0.0.1", port: int = 8765,
+          allow_hosts: Sequence[str] = ()):
     """Open ``output`` (refused when another annotation has it open) and bind the page's server to
-    ``host:port``. Returns (session, server, url); ``server.serve_forever()`` serves it, and the caller
+    ``host:port``; requests are answered when their Host is a loopback name, ``host`` or one of
+    ``allow_hosts``. Returns (session, server, url); ``server.serve_forever()`` serves it, and the caller
     closes ``session.store`` at the end."""
     store = LabelStore(output, num_viewpoints)
     try:
         session = AnnotationSession(images, store)
-        server = make_server(session, host, port)
+        server = make_server(session, host, port, allow_hosts)
     except BaseException:
         store.close()
         raise
-    return session, server, f"http://{host}:{server.server_address[1]}/"
+    return session, server, server.url

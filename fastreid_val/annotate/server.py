@@ -1,30 +1,31 @@
-"""The annotation page over HTTP, with the standard library's server: the page itself, its state as JSON,
-the picked images (by their index in the pick, never an arbitrary path), and the answers.
+"""The annotation page over HTTP, on the project's web layer (:mod:`fastreid_val.web`: Host and Origin
+checks, body cap, strict JSON, ``nosniff``, timeouts): the page itself, its state as JSON, the picked
+images (by their index in the pick, never a path), and the answers.
 
     GET  /              the page (page.html, no build step)
     GET  /api/state     what to show: the current image, progress, skipped images, the last answer
-    GET  /image/<i>     image i of the pick
+    GET  /image/<i>     image i of the pick, if it decodes (content type from decoding, not the name)
     POST /api/answer    {"index": i, "viewpoint": v}   v in 0..V-1, or -1 for "cannot tell"
     POST /api/undo      {}
     POST /api/bad       {"index": i, "reason": "..."}  the browser could not show image i
 
 POSTs must be JSON (``Content-Type: application/json``), which a page of another site cannot send
-without the browser asking first.
+without the browser asking first; their fields have exact types (an index is an integer of the pick).
 """
-import errno
-import json
-import logging
-import mimetypes
-from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from typing import Sequence
 
-from ..errors import ServerAddressError
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ..web import LocalServer, allowed_hosts, image_response, int_field, local_app, read_json, str_field
 from .session import AnnotationSession, StaleAnswer
 
-logger = logging.getLogger(__name__)
+__all__ = ["page_html", "make_app", "make_server"]
 
-__all__ = ["page_html", "make_server"]
+MAX_BODY = 16 * 1024  # an answer is a few dozen bytes
 
 
 def page_html() -> bytes:
@@ -32,66 +33,55 @@ def page_html() -> bytes:
     return resources.files(__package__).joinpath("page.html").read_bytes()
 
 
-class _Handler(BaseHTTPRequestHandler):
-    session: AnnotationSession  # set on the subclass make_server builds
+def make_app(session: AnnotationSession, hosts):
+    """The page's routes over ``session``, behind the web layer's checks for ``hosts``."""
+    last = len(session.images) - 1
 
-    def log_message(self, fmt, *args):  # the console stays for what the user needs to read
-        logger.debug("%s " + fmt, self.address_string(), *args)
+    async def page(request):
+        return Response(page_html(), media_type="text/html; charset=utf-8")
 
-    def _send(self, status, body: bytes, content_type: str):
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
+    async def state(request):
+        return JSONResponse(await run_in_threadpool(session.state))
 
-    def _json(self, obj, status=HTTPStatus.OK):
-        self._send(status, json.dumps(obj).encode(), "application/json")
+    async def image(request):
+        index = request.path_params["index"]
+        found = await run_in_threadpool(session.image, index)
+        if found is None:
+            raise HTTPException(404, "no such image")
+        return image_response(*found)
 
-    def do_GET(self):
-        if self.path in ("/", "/index.html"):
-            return self._send(HTTPStatus.OK, page_html(), "text/html; charset=utf-8")
-        if self.path == "/api/state":
-            return self._json(self.session.state())
-        if self.path.startswith("/image/"):
-            try:
-                path = self.session.image_path(int(self.path[len("/image/"):]))
-            except ValueError:
-                path = None
-            if path is None:
-                return self._json({"error": "no such image"}, HTTPStatus.NOT_FOUND)
-            try:
-                with open(path, "rb") as f:
-                    body = f.read()
-            except OSError as e:
-                return self._json({"error": f"cannot read {path}: {e.strerror}"}, HTTPStatus.NOT_FOUND)
-            return self._send(HTTPStatus.OK, body, mimetypes.guess_type(path)[0] or "application/octet-stream")
-        return self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
-
-    def do_POST(self):
-        if self.headers.get("Content-Type", "").split(";")[0].strip() != "application/json":
-            return self._json({"error": "send JSON"}, HTTPStatus.UNSUPPORTED_MEDIA_TYPE)
+    async def change(request, what):
+        body = await read_json(request)
         try:
-            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-            if self.path == "/api/answer":
-                return self._json(self.session.answer(int(body["index"]), int(body["viewpoint"])))
-            if self.path == "/api/undo":
-                return self._json(self.session.undo())
-            if self.path == "/api/bad":
-                return self._json(self.session.mark_bad(int(body["index"]), str(body.get("reason", ""))))
+            if what == "answer":
+                result = await run_in_threadpool(session.answer, int_field(body, "index", 0, last),
+                                                 int_field(body, "viewpoint", -1, session.store.num_viewpoints - 1))
+            elif what == "undo":
+                result = await run_in_threadpool(session.undo)
+            else:
+                result = await run_in_threadpool(session.mark_bad, int_field(body, "index", 0, last),
+                                                 str_field(body, "reason", 200))
         except StaleAnswer as e:
-            return self._json({"error": str(e), "state": self.session.state()}, HTTPStatus.CONFLICT)
-        except (ValueError, KeyError, TypeError) as e:
-            return self._json({"error": f"bad request: {e}"}, HTTPStatus.BAD_REQUEST)
-        return self._json({"error": "not found"}, HTTPStatus.NOT_FOUND)
+            return JSONResponse({"error": str(e), "state": await run_in_threadpool(session.state)}, status_code=409)
+        return JSONResponse(result)
+
+    async def answer(request):
+        return await change(request, "answer")
+
+    async def undo(request):
+        return await change(request, "undo")
+
+    async def bad(request):
+        return await change(request, "bad")
+
+    routes = [Route("/", page), Route("/index.html", page), Route("/api/state", state),
+              Route("/image/{index:int}", image), Route("/api/answer", answer, methods=["POST"]),
+              Route("/api/undo", undo, methods=["POST"]), Route("/api/bad", bad, methods=["POST"])]
+    return local_app(routes, hosts, max_body=MAX_BODY)
 
 
-def make_server(session: AnnotationSession, host: str = "127.0.0.1", port: int = 8765) -> ThreadingHTTPServer:
-    """A server bound to ``host:port`` (port 0: any free one), not yet serving."""
-    handler = type("AnnotationHandler", (_Handler,), {"session": session})
-    try:
-        return ThreadingHTTPServer((host, port), handler)
-    except OSError as e:
-        why = "the port is in use" if e.errno == errno.EADDRINUSE else (e.strerror or str(e))
-        raise ServerAddressError(f"cannot listen on {host}:{port}: {why}; choose another --port or --host") from None
+def make_server(session: AnnotationSession, host: str = "127.0.0.1", port: int = 8765,
+                allow_hosts: Sequence[str] = ()) -> LocalServer:
+    """A server bound to ``host:port`` (port 0: any free one), not yet serving; it answers requests whose
+    Host is a loopback name, ``host`` or one of ``allow_hosts``."""
+    return LocalServer(make_app(session, allowed_hosts(host, allow_hosts)), host, port)

@@ -2,11 +2,10 @@
 images that cannot be read, which are skipped with a note instead of leaving the page blank."""
 import os
 import threading
-from typing import Dict, List, Optional, Sequence
-
-from PIL import Image
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from ..labeller.report import viewpoint_names
+from ..web import decoded_image
 from .store import LabelStore
 
 __all__ = ["AnnotationSession", "StaleAnswer", "unreadable"]
@@ -18,14 +17,7 @@ class StaleAnswer(Exception):
 
 def unreadable(path: str) -> Optional[str]:
     """Why ``path`` cannot be shown and labelled (the labeller decodes it with PIL too), or None."""
-    try:
-        with Image.open(path) as img:
-            img.load()
-    except FileNotFoundError:
-        return "the file does not exist"
-    except Exception as e:  # noqa: BLE001  (any decoding failure is a bad image, whatever PIL raises)
-        return f"it cannot be decoded ({type(e).__name__}: {e})"
-    return None
+    return decoded_image(path)[2] or None
 
 
 class AnnotationSession:
@@ -88,5 +80,19 @@ class AnnotationSession:
                 self.bad[self.images[index]] = reason[:200]
             return self._state()
 
-    def image_path(self, index: int) -> Optional[str]:
-        return self.images[index] if 0 <= index < len(self.images) else None
+    def image(self, index: int) -> Optional[Tuple[bytes, str]]:
+        """Image ``index`` of the pick as ``(bytes, content type)``, or None: out of the pick, marked as not an
+        image, or not decoding now (then marked, so the page skips it with the reason)."""
+        if not 0 <= index < len(self.images):
+            return None
+        path = self.images[index]
+        with self._lock:
+            if path in self.bad:
+                return None
+        data, content_type, why = decoded_image(path)
+        if data is None:
+            with self._lock:
+                if path not in self.store.answered():
+                    self.bad.setdefault(path, why)
+            return None
+        return data, content_type

@@ -23,7 +23,7 @@ class LabelStore:
     the process ends, however it ends) while open, so that a second writer is refused."""
 
     def __init__(self, path: str, num_viewpoints: int = 2):
-        self.path = os.path.abspath(path)
+        self.path = os.path.realpath(path)  # a symlinked --output: the file it points to, and its lock
         self.num_viewpoints = num_viewpoints
         folder = os.path.dirname(self.path)
         if os.path.isdir(self.path) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):

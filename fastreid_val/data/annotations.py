@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Dict
 
 from ..errors import AnnotationError
+from ..textfiles import finite_number, text_lines
 from .viewpoints import FRONT_KEYPOINTS, REAR_KEYPOINTS
 
 __all__ = ["OrientationLabel", "AnnotationError", "read_keypoint_file"]
@@ -33,26 +34,22 @@ def read_keypoint_file(path: str) -> Dict[str, OrientationLabel]:
     accepted when they agree and refused when they do not.
     """
     labels: Dict[str, OrientationLabel] = {}
-    with open(path, "r") as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            where = f"{path}:{lineno}"
-            if len(fields) != NUM_FIELDS:
-                raise AnnotationError(f"{where}: expected {NUM_FIELDS} fields (path, 20 keypoints x y, "
-                                      f"orientation), got {len(fields)}")
-            try:
-                numbers = [int(float(x)) for x in fields[1:]]
-            except ValueError:
-                raise AnnotationError(f"{where}: keypoint coordinates and orientation must be numbers") from None
-            orientation = numbers[-1]
-            if not 0 <= orientation <= 7:
-                raise AnnotationError(f"{where}: orientation must be in 0..7, got {orientation}")
-            coords = numbers[:-1]
-            label = OrientationLabel(orientation, _visible(coords, FRONT_KEYPOINTS), _visible(coords, REAR_KEYPOINTS))
-            name = os.path.basename(fields[0])
-            if name in labels and labels[name] != label:
-                raise AnnotationError(f"{where}: {name} is listed again with a different label")
-            labels[name] = label
+    for lineno, line in enumerate(text_lines(path), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        where = f"{path}:{lineno}"
+        if len(fields) != NUM_FIELDS:
+            raise AnnotationError(f"{where}: expected {NUM_FIELDS} fields (path, 20 keypoints x y, "
+                                  f"orientation), got {len(fields)}")
+        numbers = [int(finite_number(x, where, "keypoint coordinates and orientation must be finite numbers")) for x in fields[1:]]
+        orientation = numbers[-1]
+        if not 0 <= orientation <= 7:
+            raise AnnotationError(f"{where}: orientation must be in 0..7, got {orientation}")
+        coords = numbers[:-1]
+        label = OrientationLabel(orientation, _visible(coords, FRONT_KEYPOINTS), _visible(coords, REAR_KEYPOINTS))
+        name = os.path.basename(fields[0])
+        if name in labels and labels[name] != label:
+            raise AnnotationError(f"{where}: {name} is listed again with a different label")
+        labels[name] = label
     return labels

@@ -1,12 +1,28 @@
-"""``ViewpointCommDataset``: FastReID's ``CommDataset`` that also returns each image's viewpoint."""
+"""``ViewpointCommDataset``: FastReID's ``CommDataset`` that also returns each image's viewpoint, and
+:func:`read_user_image`, FastReID's image reader with one line for a file that does not decode."""
 import torch
 from fastreid.data.common import CommDataset
 from fastreid.data.data_utils import read_image
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from ..errors import UnreadableImageError
 
-__all__ = ["ViewpointCommDataset", "item_viewpoint"]
+__all__ = ["ViewpointCommDataset", "item_viewpoint", "read_user_image"]
+
+
+def read_user_image(path, mode="RGB"):
+    """FastReID's ``read_image(path, mode)``; a file that does not decode stops with
+    :class:`UnreadableImageError` naming it and why (not an image, cut short, or more pixels than Pillow's
+    decompression-bomb limit allows)."""
+    try:
+        return read_image(path, mode)
+    except Image.DecompressionBombError as e:
+        size = str(e.args[0]).split(" could be")[0].rstrip(" ,.")
+        raise UnreadableImageError(f"cannot read image {path} ({size}: a decompression bomb, or an image too large "
+                                   "to decode): resize it or remove it") from None
+    except (OSError, ValueError, SyntaxError) as e:
+        reason = "not an image format PIL can decode" if isinstance(e, UnidentifiedImageError) else e
+        raise UnreadableImageError(f"cannot read image {path} ({reason}): replace it or remove it") from None
 
 
 def item_viewpoint(item) -> int:
@@ -35,10 +51,7 @@ class ViewpointCommDataset(CommDataset):
     def __getitem__(self, index):
         img_path, pid, camid = self.img_items[index][:3]
         viewpoint = item_viewpoint(self.img_items[index])
-        try:
-            img = read_image(img_path)
-        except (OSError, ValueError) as e:
-            raise UnreadableImageError(f"cannot read image {img_path}: {e}") from e
+        img = read_user_image(img_path)
         if self.flip_prob > 0 and torch.rand(()).item() < self.flip_prob:
             img = img.transpose(Image.FLIP_LEFT_RIGHT)
             if viewpoint >= 0:

@@ -7,6 +7,7 @@ from fastreid.config import CfgNode as CN
 from fastreid.data.datasets import DATASET_REGISTRY
 
 from ..errors import InvalidConfigError
+from ..textfiles import text_lines
 
 from .annotations import AnnotationError
 from .bases import DatasetNotFoundError, ViewpointDataset
@@ -94,22 +95,21 @@ class VehicleIDViewpoint(ViewpointDataset):
 
     def process_list(self, list_file, labels, is_train):
         data = []
-        with open(list_file) as f:
-            for lineno, line in enumerate(f, 1):
-                fields = line.split()
-                if not fields:
-                    continue
-                if len(fields) != 2:
-                    raise AnnotationError(f"{list_file}:{lineno}: expected 'imgid vid', got {line.strip()!r}")
-                imgid, vid = fields
-                img_path = os.path.join(self.image_dir, f"{imgid}.jpg")
-                if not os.path.isfile(img_path):
-                    raise DatasetNotFoundError(f"{list_file}:{lineno}: listed image {img_path} does not exist")
-                viewpoint = labels.get(imgid, -1) if self.num_viewpoints == 2 else 0
-                if is_train:
-                    data.append((img_path, f"{self.dataset_name}_{vid}", f"{self.dataset_name}_{imgid}", viewpoint))
-                else:
-                    data.append((img_path, int(vid), int(imgid), viewpoint))
+        for lineno, line in enumerate(text_lines(list_file), 1):
+            fields = line.split()
+            if not fields:
+                continue
+            if len(fields) != 2:
+                raise AnnotationError(f"{list_file}:{lineno}: expected 'imgid vid', got {line.strip()!r}")
+            imgid, vid = fields
+            img_path = os.path.join(self.image_dir, f"{imgid}.jpg")
+            if not os.path.isfile(img_path):
+                raise DatasetNotFoundError(f"{list_file}:{lineno}: listed image {img_path} does not exist")
+            viewpoint = labels.get(imgid, -1) if self.num_viewpoints == 2 else 0
+            if is_train:
+                data.append((img_path, f"{self.dataset_name}_{vid}", f"{self.dataset_name}_{imgid}", viewpoint))
+            else:
+                data.append((img_path, int(vid), int(imgid), viewpoint))
         return data
 
 

@@ -10,6 +10,7 @@ import os
 from typing import Dict, List, Sequence
 
 from ..errors import AnnotationError, InvalidConfigError, MissingFileError
+from ..textfiles import finite_number, text_lines
 
 logger = logging.getLogger(__name__)
 
@@ -20,23 +21,22 @@ def read_viewpoint_file(path: str, num_viewpoints: int = 2) -> Dict[str, int]:
     """``imgid viewpoint [confidence]`` per line (viewpoint in ``0..V-1``; V=2: 0 front, 1 rear) ->
     {imgid: viewpoint}. A malformed line stops with the file and line."""
     labels = {}
-    with open(path) as f:
-        for lineno, line in enumerate(f, 1):
-            fields = line.split()
-            if not fields:
-                continue
-            if len(fields) not in (2, 3):
-                raise AnnotationError(f"{path}:{lineno}: expected 'imgid viewpoint [confidence]', got {line.strip()!r}")
-            try:
-                viewpoint = int(fields[1])
-                if len(fields) == 3:
-                    float(fields[2])
-            except ValueError:
-                raise AnnotationError(f"{path}:{lineno}: viewpoint must be an integer and confidence a number") from None
-            if not 0 <= viewpoint < num_viewpoints:
-                expected = "0 (front) or 1 (rear)" if num_viewpoints == 2 else f"in 0..{num_viewpoints - 1}"
-                raise AnnotationError(f"{path}:{lineno}: viewpoint must be {expected}, got {viewpoint}")
-            labels[fields[0]] = viewpoint
+    for lineno, line in enumerate(text_lines(path), 1):
+        fields = line.split()
+        if not fields:
+            continue
+        if len(fields) not in (2, 3):
+            raise AnnotationError(f"{path}:{lineno}: expected 'imgid viewpoint [confidence]', got {line.strip()[:80]!r}")
+        try:
+            viewpoint = int(fields[1])
+        except ValueError:
+            raise AnnotationError(f"{path}:{lineno}: viewpoint must be an integer and confidence a number") from None
+        if len(fields) == 3:
+            finite_number(fields[2], f"{path}:{lineno}", "the confidence must be a finite number")
+        if not 0 <= viewpoint < num_viewpoints:
+            expected = "0 (front) or 1 (rear)" if num_viewpoints == 2 else f"in 0..{num_viewpoints - 1}"
+            raise AnnotationError(f"{path}:{lineno}: viewpoint must be {expected}, got {viewpoint}")
+        labels[fields[0]] = viewpoint
     return labels
 
 

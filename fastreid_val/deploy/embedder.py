@@ -76,14 +76,33 @@ class OnnxEmbedder(Embedder):
         meta = self.session.get_modelmeta().custom_metadata_map
         if "preprocessing" not in meta or "fingerprint" not in meta:
             raise ModelFileError(f"{path} has no preprocessing metadata: export it with tools/export_onnx.py")
-        self.prep = json.loads(meta["preprocessing"])
+        self.prep, self.dim = _checked_metadata(path, meta)
         self.fingerprint = meta["fingerprint"]
-        self.dim = int(meta["embedding_dim"])
         self.description = f"{path} (exported from {meta.get('source_weights', '?')})"
         self.input_name = self.session.get_inputs()[0].name
 
     def _forward(self, images):
         return self.session.run(None, {self.input_name: images.numpy()})[0]
+
+
+def _checked_metadata(path, meta):
+    """(preprocessing, embedding dimension) of an export's metadata, each checked: an edited or foreign
+    file stops with one line instead of a KeyError or a wrong input size."""
+    try:
+        prep = json.loads(meta["preprocessing"])
+        dim = int(meta["embedding_dim"])
+        ok = isinstance(prep, dict) and _sizes(prep.get("size")) and (prep.get("crop") is None or
+                                                                      _sizes(prep.get("crop"))) and dim > 0
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise ModelFileError(f"{path}: its metadata (preprocessing, embedding_dim) is not what tools/export_onnx.py "
+                             "writes: export the model again with tools/export_onnx.py")
+    return prep, dim
+
+
+def _sizes(value):
+    return isinstance(value, list) and 1 <= len(value) <= 2 and all(type(v) is int and 0 < v <= 8192 for v in value)
 
 
 def open_embedder(weights, config_file="", opts=(), device=None):

@@ -4,10 +4,9 @@ import os
 import re
 
 import torch
-from fastreid.data.data_utils import read_image
-from PIL import UnidentifiedImageError
 
-from ..errors import EmptyGalleryError, MissingFileError, UnreadableImageError
+from ..data.common import read_user_image
+from ..errors import EmptyGalleryError, MissingFileError
 
 __all__ = ["IMAGE_EXTENSIONS", "list_images", "read_images", "check_images", "veri_identity"]
 
@@ -66,18 +65,14 @@ def read_images(paths, transform):
     for path in paths:
         if not os.path.isfile(path):
             raise MissingFileError(f"image {path} does not exist")
-        try:
-            image = read_image(path, "RGB")
-        except (OSError, ValueError, SyntaxError) as e:
-            reason = "not an image format PIL can decode" if isinstance(e, UnidentifiedImageError) else e
-            raise UnreadableImageError(f"cannot read image {path} ({reason}): replace it or remove it") from None
-        images.append(transform(image))
+        images.append(transform(read_user_image(path)))
     return torch.stack(images).float()
 
 
 def check_images(paths):
-    """Stop on the first of ``paths`` that is missing or whose header PIL cannot read, before anything is
-    written (an image whose data is damaged past its header stops later, when it is embedded)."""
+    """Stop on the first of ``paths`` that is missing or whose header Pillow cannot read (or that is past
+    its decompression-bomb limit), before anything is written; an image damaged past its header stops
+    later, when it is embedded, with :func:`read_user_image`'s line."""
     from PIL import Image
 
     for path in paths:
@@ -86,9 +81,8 @@ def check_images(paths):
         try:
             with Image.open(path) as image:
                 image.size
-        except (OSError, ValueError, SyntaxError) as e:
-            reason = "not an image format PIL can decode" if isinstance(e, UnidentifiedImageError) else e
-            raise UnreadableImageError(f"cannot read image {path} ({reason}): replace it or remove it") from None
+        except (Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+            read_user_image(path)  # raises its one line for this file
 
 
 def veri_identity(path):

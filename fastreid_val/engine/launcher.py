@@ -1,5 +1,4 @@
 """``setup()`` and ``main()`` behind ``tools/train_net.py`` (FastReID's train_net, with VAL's config)."""
-import json
 import logging
 import os
 import time
@@ -12,7 +11,8 @@ from fastreid.utils import comm
 from fastreid.utils.env import seed_all_rng
 from fastreid.utils.logger import setup_logger
 
-from ..config import add_val_config, resolve_device, resolve_pretrain, validate_val_config
+from ..atomic import write_json
+from ..config import add_val_config, check_schedule, resolve_device, resolve_pretrain, validate_val_config
 from ..errors import ConfigError, MissingFileError, OutputDirError, UserInputError
 from ..modeling.imagenet import resolve_imagenet_weights
 from .environment import run_environment
@@ -55,6 +55,11 @@ def build_config(config_file="", opts=()):
             raise MissingFileError(f"{source}: {e.strerror or e}: {e.filename or ''}") from None
         except yaml.YAMLError as e:
             raise ConfigError(yaml_error_line(source, e)) from None
+        except UnicodeDecodeError as e:  # the file, or a _BASE_ it names
+            raise ConfigError(f"{source}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
+        except (AttributeError, TypeError):  # a YAML document that is a list or a value, not keys
+            raise ConfigError(f"{source}: a config is a YAML mapping of keys (MODEL:, SOLVER:, ...), and this one "
+                              "(or a _BASE_ it names) is not") from None
         except (KeyError, AssertionError, ValueError) as e:
             msg = e.args[0] if e.args else str(e)
             raise ConfigError(f"{source}: {msg}") from None
@@ -85,6 +90,7 @@ def setup(args):
         cfg.MODEL.BACKBONE.PRETRAIN = False
         num_classes_from_checkpoint(cfg)
     else:
+        check_schedule(cfg)  # what the config alone decides; the trainer checks the rest (iterations an epoch)
         resolve_pretrain(cfg)
         resolve_imagenet_weights(cfg)  # before any other work: found, downloaded or refused in one line
     cfg.freeze()
@@ -147,8 +153,7 @@ def metrics_by_test_set(cfg, results):
 def write_results(output_dir, metrics, **extra):
     """``<OUTPUT_DIR>/results.json``: ``{"metrics": {test set: {metric: value}}, **extra}`` (run facts such
     as the training time), read by tools/compare.py."""
-    with open(os.path.join(output_dir, "results.json"), "w") as f:
-        json.dump({"metrics": metrics, **extra}, f, indent=1)
+    write_json(os.path.join(output_dir, "results.json"), {"metrics": metrics, **extra})
 
 
 def user_errors():

@@ -11,7 +11,6 @@ What it changes, and nothing else (the loop, hooks, scheduler and writers are Fa
 * ``RUN.CHANNELS_LAST`` puts the model in channels-last memory format;
 * every test set's metrics are kept, with the spread over VehicleID's query/gallery splits.
 """
-import json
 import logging
 import os
 from collections import OrderedDict
@@ -24,7 +23,9 @@ from fastreid.evaluation import inference_on_dataset, print_csv_format
 from fastreid.solver import build_optimizer
 from fastreid.utils import comm
 
+from ..atomic import write_json
 from ..compat.engine import restart_train_iterator
+from ..config import check_schedule
 from ..data.build import ResumableSampler, build_viewpoint_test_loader, build_viewpoint_train_loader
 from ..evaluation import ViewpointReidEvaluator
 from ..evaluation.splits import evaluate_further_splits
@@ -94,8 +95,7 @@ class ViewpointTrainer(DefaultTrainer):
             logger.info("Evaluation results for %s in csv format:", dataset_name)
             print_csv_format(OrderedDict(results[dataset_name], dataset=dataset_name))
         if comm.is_main_process() and cfg.OUTPUT_DIR and os.path.isdir(cfg.OUTPUT_DIR):
-            with open(os.path.join(cfg.OUTPUT_DIR, "cmc.json"), "w") as f:
-                json.dump(cmcs, f)
+            write_json(os.path.join(cfg.OUTPUT_DIR, "cmc.json"), cmcs, indent=None)
         if len(results) == 1:
             return next(iter(results.values()))
         return results
@@ -135,6 +135,13 @@ class ViewpointTrainer(DefaultTrainer):
             sampler.skip = self.start_epoch * self.iters_per_epoch * self.data_loader.batch_sampler.batch_size
             restart_train_iterator(self)
             logger.info("Resumed at epoch %d: the sampler continues after %d images", self.start_epoch, sampler.skip)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer, iters_per_epoch):
+        """FastReID's schedulers, once :func:`~fastreid_val.config.check_schedule` has seen that the
+        schedule can run with this training set's iterations per epoch."""
+        check_schedule(cfg, iters_per_epoch)
+        return super().build_lr_scheduler(cfg, optimizer, iters_per_epoch)
 
     # Repairs of FastReID 1.4.0 that are ordinary overrides (see fastreid_val/compat/__init__.py): they
     # apply to this trainer only, not to FastReID's DefaultTrainer elsewhere in the process.

@@ -8,7 +8,6 @@
 * ``ranked_lists.png``: a few queries with their top-k gallery images (green: same identity);
   :func:`draw_ranked_lists` also draws the results of ``tools/search.py``.
 """
-import json
 import logging
 import os
 
@@ -19,7 +18,7 @@ from fastreid.evaluation.evaluator import inference_context
 from fastreid.utils.checkpoint import Checkpointer
 from PIL import Image, ImageDraw
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, write_figure, write_json
 from ..evaluation.cross_view import stock_mask
 
 logger = logging.getLogger(__name__)
@@ -128,7 +127,7 @@ def plot_distances(panels, path, bins=np.linspace(0, 2, 81)):
         ax.set_ylabel("density")
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(path, fig)
     plt.close(fig)
 
 
@@ -204,6 +203,5 @@ def analyze(cfg, weights, out_dir, dataset_name=None):
     np.savez_compressed(os.path.join(out_dir, "pairs.npz"), **{f"kind{i}": pairs.get(k, np.zeros(0))
                                                                for i, k in enumerate(PAIRS)})
     stats = distance_stats(pairs)
-    with open(os.path.join(out_dir, "analysis.json"), "w") as f:
-        json.dump(stats, f, indent=1)
+    write_json(os.path.join(out_dir, "analysis.json"), stats)
     return stats

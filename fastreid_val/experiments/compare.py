@@ -5,7 +5,7 @@ set, training time, images/s) and ``cmc.json`` written by the trainer. Each run 
 (``python -m fastreid_val.engine.cli``), so runs do not share loggers, RNG state or memory.
 """
 import csv
-import json
+import io
 import logging
 import os
 import re
@@ -14,6 +14,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from ..atomic import read_json, write_figure, write_json, write_text
 from ..engine.launcher import build_config
 from ..errors import RunFailedError, UserInputError  # noqa: F401  (RunFailedError re-exported)
 from ..evaluation.floors import reference_floors
@@ -81,6 +82,7 @@ def run_config(config: str, out: str, seed: int, opts: Sequence[str] = (), reuse
     console instead. Its full logs are in ``<out>/log.txt``.
     """
     if reuse and os.path.exists(os.path.join(out, "results.json")):
+        collect(out)  # an empty or cut-short results.json stops here, in one line
         logger.info("  %s: finished earlier, reusing %s", name or out, out)
         return out
     os.makedirs(out, exist_ok=True)
@@ -97,14 +99,12 @@ def run_config(config: str, out: str, seed: int, opts: Sequence[str] = (), reuse
 def collect(folder: str) -> Dict:
     """``results.json`` and ``cmc.json`` of a finished run: ``{"metrics": {test set: {...}}, "cmc": {...}, facts}``."""
     path = os.path.join(folder, "results.json")
-    with open(path) as f:
-        res = json.load(f)
-    if "metrics" not in res:
+    res = read_json(path, "results")
+    if not isinstance(res, dict) or "metrics" not in res:
         raise RunFailedError(f"{path} was written by an earlier version (no per-test-set metrics): rerun it")
     cmc_file = os.path.join(folder, "cmc.json")
     if os.path.exists(cmc_file):
-        with open(cmc_file) as f:
-            res["cmc"] = json.load(f)
+        res["cmc"] = read_json(cmc_file, "CMC")
     return res
 
 
@@ -141,24 +141,23 @@ def write_tables(summary, folder, floors=None, columns=COLUMNS):
     """``results.md`` (mean ± std over seeds, then floors) and ``results.csv``; returns the Markdown."""
     os.makedirs(folder, exist_ok=True)
     rows = table_rows(summary, floors)
-    header = ["method", "seeds", *columns, *FACTS]
-    with open(os.path.join(folder, "results.csv"), "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["method", "seeds"] + [f"{m}_{s}" for m in (*columns, *FACTS) for s in ("mean", "std")])
-        for name, stats in rows:
-            n = max((v[2] for v in stats.values() if isinstance(v, tuple)), default=0)
-            cells = []
-            for m in (*columns, *FACTS):
-                v = stats.get(m)
-                cells += ([f"{v[0]:.4f}", f"{v[1]:.4f}"] if isinstance(v, tuple) else
-                          [f"{v:.4f}" if isinstance(v, (int, float)) else "", ""])
-            w.writerow([name, n] + cells)
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["method", "seeds"] + [f"{m}_{s}" for m in (*columns, *FACTS) for s in ("mean", "std")])
+    for name, stats in rows:
+        n = max((v[2] for v in stats.values() if isinstance(v, tuple)), default=0)
+        cells = []
+        for m in (*columns, *FACTS):
+            v = stats.get(m)
+            cells += ([f"{v[0]:.4f}", f"{v[1]:.4f}"] if isinstance(v, tuple) else
+                      [f"{v:.4f}" if isinstance(v, (int, float)) else "", ""])
+        w.writerow([name, n] + cells)
+    write_text(os.path.join(folder, "results.csv"), buf.getvalue())
     seeds = {label: str(max((v[2] for v in stats.values() if isinstance(v, tuple)), default=0) or "-")
              for label, stats in rows}
     table = markdown_table([((label, seeds[label]), stats) for label, stats in rows],
                            columns=(*columns, *FACTS), first=("method", "seeds"))
-    with open(os.path.join(folder, "results.md"), "w") as f:
-        f.write(table)
+    write_text(os.path.join(folder, "results.md"), table)
     return table
 
 
@@ -182,7 +181,7 @@ def plot(runs: Dict[str, List[Dict]], summary, folder, floors=None):
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(os.path.join(folder, "cmc.png"), dpi=120)
+    write_figure(os.path.join(folder, "cmc.png"), fig)
     plt.close(fig)
 
     names = list(summary)
@@ -203,7 +202,7 @@ def plot(runs: Dict[str, List[Dict]], summary, folder, floors=None):
     ax.legend(fontsize=7)
     ax.set_title("mAP and cross-view mAP (mean ± std over seeds)")
     fig.tight_layout()
-    fig.savefig(os.path.join(folder, "map.png"), dpi=120)
+    write_figure(os.path.join(folder, "map.png"), fig)
     plt.close(fig)
 
 
@@ -212,16 +211,14 @@ def cached_floors(config: str, out: str, opts: Sequence[str] = ()) -> Dict:
     path = os.path.join(out, "floors.json")
     key = {"config": config, "opts": list(opts)}
     if os.path.exists(path):
-        with open(path) as f:
-            cached = json.load(f)
-        if cached.get("key") == key:
+        cached = read_json(path, "floors")
+        if isinstance(cached, dict) and cached.get("key") == key:
             return cached["floors"]
     cfg = build_config(config, list(opts))
     floors = {name: {floor: {k: float(v) for k, v in metrics.items()} for floor, metrics in
                      reference_floors(cfg, name).items()} for name in cfg.DATASETS.TESTS}
     os.makedirs(out, exist_ok=True)
-    with open(path, "w") as f:
-        json.dump({"key": key, "floors": floors}, f, indent=1)
+    write_json(path, {"key": key, "floors": floors})
     return floors
 
 

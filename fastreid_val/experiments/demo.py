@@ -13,6 +13,7 @@ import logging
 import os
 import time
 
+from ..atomic import write_text
 from ..engine.environment import describe
 from .compare import cached_floors, collect, run_config, summarise, table_rows
 from .report import COLUMNS, markdown_table
@@ -53,8 +54,7 @@ def run_demo(seed=0, out="output/synthveri", opts=(), verbose=False):
         runs[name] = [collect(folders[name])]
     wall = time.perf_counter() - start
     table = markdown_table(table_rows(summarise(runs), floors), columns=(*COLUMNS, "train_time_s"))
-    with open(os.path.join(out, "demo.md"), "w") as f:
-        f.write(table)
+    write_text(os.path.join(out, "demo.md"), table)
     logger.info("\n%s\n\n%s", CAPTION, table)
     env = next(iter(runs.values()))[0].get("environment")
     logger.info("wall time: %.0f s (%.1f min)%s", wall, wall / 60, f" on {describe(env)}" if env else "")

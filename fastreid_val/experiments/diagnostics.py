@@ -12,6 +12,7 @@ from typing import Dict, List, Sequence
 
 import numpy as np
 
+from ..atomic import read_json, write_figure, write_text
 from ..engine.launcher import build_config, num_classes_from_checkpoint
 from .analyze import analyze, load_pairs, plot_distances
 from .report import markdown_table
@@ -27,8 +28,7 @@ def run_analysis(config: str, folder: str, opts: Sequence[str] = ()) -> Dict[str
     out = os.path.join(folder, "analysis")
     cached = os.path.join(out, "analysis.json")
     if os.path.exists(cached):
-        with open(cached) as f:
-            stats = json.load(f)
+        stats = read_json(cached, "analysis")
     else:
         weights = os.path.join(folder, "model_final.pth")
         cfg = build_config(config, [*opts, "MODEL.WEIGHTS", weights, "MODEL.BACKBONE.PRETRAIN", "False",
@@ -51,11 +51,17 @@ def training_curve(folder: str, key: str):
     path = os.path.join(folder, "metrics.json")
     if os.path.exists(path):
         with open(path) as f:
-            for line in f:
-                row = json.loads(line)
-                if key in row:
-                    its.append(row["iteration"])
-                    vals.append(row[key])
+            lines = f.read().split("\n")
+        for k, line in enumerate(lines):
+            try:
+                row = json.loads(line) if line.strip() else {}
+            except ValueError:
+                if k >= len(lines) - 2:  # an append-only log: its last line may be torn by a kill
+                    break
+                raise
+            if key in row:
+                its.append(row["iteration"])
+                vals.append(row[key])
     return np.array(its), np.array(vals)
 
 
@@ -73,8 +79,7 @@ def diagnose(folders: Dict[str, List[str]], configs: Dict[str, str], out: str, o
                                 len(values))
     columns = list(dict.fromkeys(k for s in stats.values() for k in s))
     table = markdown_table(list(stats.items()), columns=columns)
-    with open(os.path.join(out, "diagnostics.md"), "w") as f:
-        f.write(table)
+    write_text(os.path.join(out, "diagnostics.md"), table)
     plot_distances({name: load_pairs(os.path.join(runs[0], "analysis")) for name, runs in folders.items()},
                    os.path.join(out, "distances.png"))
     _plot_training(folders, os.path.join(out, "training.png"))
@@ -98,5 +103,5 @@ def _plot_training(folders, path):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    write_figure(path, fig)
     plt.close(fig)

@@ -18,7 +18,7 @@ from typing import Dict, Sequence
 import numpy as np
 
 from ..annotate.select import dataset_items, spread_sample
-from ..atomic import atomic_write
+from ..atomic import atomic_write, read_json
 from ..labeller import LabellerSettings, run as run_labeller
 from ..labeller.report import confusion_matrix, format_confusion
 from .compare import cached_floors, collect, plot, run_config, summarise, write_tables
@@ -90,8 +90,7 @@ def prepare_labels(folder: str, opts: Sequence[str] = (), n: int = HAND_LABELS, 
     labels_file = os.path.join(folder, "viewpoints.txt")
     items = dataset_items("SynthVeRi", opts)
     if os.path.exists(summary_file) and os.path.exists(labels_file):
-        with open(summary_file) as f:
-            summary = json.load(f)
+        summary = read_json(summary_file, "labels summary")
     else:
         os.makedirs(folder, exist_ok=True)
         truth = {os.path.abspath(it[0]): it[3] for it in items}

@@ -1,10 +1,10 @@
 """The labeller's files: the hand-label CSV it reads, the image lists, the labels file it writes."""
-import csv
 import os
 from typing import List, Tuple
 
 from ..atomic import atomic_write
 from ..errors import AnnotationError
+from ..textfiles import csv_rows, text_lines
 
 __all__ = ["CANNOT_TELL", "IMAGE_EXTENSIONS", "read_labelled_csv", "read_image_list", "write_labels"]
 
@@ -15,20 +15,12 @@ CANNOT_TELL = -1
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
 
 
-def _text_lines(path: str) -> List[str]:
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            return f.readlines()
-    except UnicodeDecodeError as e:
-        raise AnnotationError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start})") from None
-
-
 def read_labelled_csv(path: str, num_viewpoints: int = 2, keep_cannot_tell: bool = False) -> List[Tuple[str, int]]:
     """``path,viewpoint`` rows (a first row ``path,viewpoint`` is a header, ``#`` lines are comments):
     viewpoint in ``0..V-1`` (V=2: 0 front, 1 rear) or :data:`CANNOT_TELL`, whose rows are left out
     unless ``keep_cannot_tell``. The labeller needs hand labels of at least two viewpoints."""
     rows = []
-    for lineno, row in enumerate(csv.reader(_text_lines(path)), 1):
+    for lineno, row in csv_rows(path):
         if not row or row[0].startswith("#") or (lineno == 1 and row[0].strip().lower() == "path"):
             continue
         if len(row) < 2:
@@ -54,7 +46,7 @@ def read_image_list(path: str, image_root: str = "", ext: str = ".jpg") -> List[
         return sorted(os.path.join(d, f) for d, _, files in os.walk(path) for f in files
                       if f.lower().endswith(IMAGE_EXTENSIONS))
     out = []
-    for line in _text_lines(path):
+    for line in text_lines(path):
         if line.strip():
             token = line.split()[0]
             out.append(os.path.join(image_root, token + ext) if image_root else token)
