@@ -83,6 +83,7 @@ def main():
     p.add_argument("--kinds", default="exact,ivf,hnsw")
     p.add_argument("--threads", type=int, default=1, help="FAISS threads while searching")
     p.add_argument("--ingest-threads", type=int, default=2, help="FAISS threads while indexing")
+    p.add_argument("--ef-search", type=int, help="HNSW efSearch (default: the index's, 96)")
     p.add_argument("--folder", help="where the indexes are written (default: a temporary folder, removed)")
     p.add_argument("--milvus", help="HOST:PORT of a Milvus server (e.g. milvus-lite server --host 127.0.0.1): its "
                                     "HNSW collection joins the cases")
@@ -123,7 +124,7 @@ def main():
             folder = os.path.join(root, kind)
             built = rebuild_as(os.path.join(root, "default"), folder, kind, dim)
             start = time.perf_counter()
-            backends[kind, "faiss"] = open_backend(folder)
+            backends[kind, "faiss"] = open_backend(folder, ef_search=a.ef_search)
             print(f"case=build backend=faiss kind={kind} index={backends[kind, 'faiss'].factory} build_s={built:.1f} "
                   f"open_s={time.perf_counter() - start:.1f}", flush=True)
         if a.milvus:

@@ -19,8 +19,8 @@ __all__ = ["factory_for", "default_nlist", "default_nprobe", "new_index", "build
 
 EXACT_BELOW = 10_000     # auto: exact below this many images (a brute-force query over 10,000 x 1280 takes ~6 ms)
 HNSW = "HNSW32,Flat"     # M = 32 links per node
-# HNSW candidates per query, raised to k and by 1 / share under a filter. At 100,000 x 1280-d (the
-# benchmark's clusters): recall@10 0.868 at 32, 0.946 at 64, 0.972 at 96, 0.981 at 192.
+# HNSW candidates per query (at least k). On benchmarks/search.py's 100,000 x 1280-d gallery (--ef-search):
+# recall@10 0.868 at 32 (its first run), 0.946 at 64, 0.972 at 96, 0.981 at 192.
 EF_SEARCH = 96
 # Under a filter, efSearch is raised by FILTERED_EF / share: the filtered top-10 reaches past the query's
 # identity, where a graph finds neighbours less surely. Excluding one camera of 20 at 100,000 x 1280-d:
