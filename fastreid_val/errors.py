@@ -15,7 +15,8 @@ __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileEr
            "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
            "EmptyGalleryError", "RerankTooLargeError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError",
            "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError",
-           "OutputFileError", "UserModuleError", "one_line"]
+           "OutputFileError", "UserModuleError", "IndexLockedError", "IndexUnreachableError", "MetadataError",
+           "one_line"]
 
 
 class UserInputError(Exception):
@@ -117,6 +118,19 @@ class IndexNotFoundError(UserInputError, FileNotFoundError):
 
 class IndexMismatchError(UserInputError, ValueError):
     """A search index built by another model, or one whose files cannot be read."""
+
+
+class IndexLockedError(OutputDirError):
+    """A search index folder being written by another indexing run (a second writer is refused)."""
+
+
+class IndexUnreachableError(UserInputError, ConnectionError):
+    """A search service named by ``--index`` (``milvus://HOST:PORT/COLLECTION``) that does not answer."""
+
+
+class MetadataError(UserInputError, ValueError):
+    """Image metadata or a search filter that cannot serve: a bad ``--metadata`` line (file and line named),
+    a time that does not parse, an unknown camera."""
 
 
 class ModelFileError(UserInputError, ValueError):
