@@ -16,6 +16,7 @@ across), L2-normalised; 20 cameras and times spread uniformly over a day, in no 
 queries are new images of gallery identities, each from a random camera.
 """
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -85,8 +86,8 @@ def main():
     p.add_argument("--ingest-threads", type=int, default=2, help="FAISS threads while indexing")
     p.add_argument("--ef-search", type=int, help="HNSW efSearch (default: the index's, 96)")
     p.add_argument("--folder", help="where the indexes are written (default: a temporary folder, removed)")
-    p.add_argument("--milvus", help="HOST:PORT of a Milvus server (e.g. milvus-lite server --host 127.0.0.1): its "
-                                    "HNSW collection joins the cases")
+    p.add_argument("--milvus", help="HOST:PORT of a Milvus server, or 'lite' for a Milvus Lite server of this run's "
+                                    "own on 127.0.0.1: its HNSW collection joins the cases")
     a = p.parse_args()
     import faiss
 
@@ -112,6 +113,7 @@ def main():
     root = a.folder or tempfile.mkdtemp(prefix="search-bench-")
     print(f"search, {a.gallery:,} gallery vectors x {dim}-d ({ids:,} identities, noise {a.noise}, {CAMERAS} cameras), "
           f"{a.queries} queries one at a time; machine: {machine()}, faiss {faiss.__version__}")
+    stack = contextlib.ExitStack()
     try:
         faiss.omp_set_num_threads(a.ingest_threads)
         seconds = ingest(os.path.join(root, "default"), gallery, metas, "auto")
@@ -128,7 +130,12 @@ def main():
             print(f"case=build backend=faiss kind={kind} index={backends[kind, 'faiss'].factory} build_s={built:.1f} "
                   f"open_s={time.perf_counter() - start:.1f}", flush=True)
         if a.milvus:
-            location = f"milvus://{a.milvus}/bench_{a.gallery}_{dim}"
+            address = a.milvus
+            if address == "lite":
+                from fastreid_val.deploy.milvus_lite import milvus_lite_server
+
+                address = stack.enter_context(milvus_lite_server(os.path.join(root, "milvus")))
+            location = f"milvus://{address}/bench_{a.gallery}_{dim}"
             seconds = ingest(location, gallery, metas, "hnsw", batch=2048)
             backends["hnsw", "milvus"] = open_backend(location)
             print(f"case=ingest backend=milvus n={a.gallery} dim={dim} index={backends['hnsw', 'milvus'].factory} "
@@ -155,6 +162,7 @@ def main():
         for b in backends.values():
             b.close()
     finally:
+        stack.close()
         if not a.folder:
             shutil.rmtree(root, ignore_errors=True)
 

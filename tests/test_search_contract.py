@@ -4,9 +4,6 @@ under every filter; re-indexing embeds only new images and deletes the ones gone
 collection of another dimension, is refused; an unreachable Milvus stops in one line naming the URI."""
 import os
 import socket
-import subprocess
-import sys
-import time
 import uuid
 import zlib
 
@@ -28,27 +25,10 @@ from .test_search_ingest import make_gallery
 def milvus(tmp_path_factory):
     """A Milvus Lite server on a free port of 127.0.0.1: its address HOST:PORT."""
     pytest.importorskip("pymilvus", reason="make install installs pymilvus and milvus-lite (the test extra)")
-    from pymilvus import MilvusClient
+    from fastreid_val.deploy.milvus_lite import milvus_lite_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = os.path.join(os.path.dirname(sys.executable), "milvus-lite")
-    proc = subprocess.Popen([server, "server", "--data-dir", str(tmp_path_factory.mktemp("milvus")), "--host",
-                             "127.0.0.1", "--port", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 60
-    while True:
-        try:
-            MilvusClient(uri=f"http://127.0.0.1:{port}", timeout=2).close()
-            break
-        except Exception:
-            if proc.poll() is not None or time.time() > deadline:
-                proc.kill()
-                pytest.fail(f"milvus-lite server did not start: {proc.stderr.read().decode()[-2000:]}")
-            time.sleep(0.3)
-    yield f"127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=30)
+    with milvus_lite_server(tmp_path_factory.mktemp("milvus")) as address:
+        yield address
 
 
 @pytest.fixture(params=["faiss", "milvus"])
