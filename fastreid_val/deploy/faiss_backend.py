@@ -3,51 +3,30 @@ vectors; :mod:`.catalog`), ``index-<id>.faiss`` (the FAISS index of those vector
 with its SHA-256) and ``writer.lock``.
 
 The kind of index (a FAISS ``index_factory`` string) and how a query is searched under a filter are
-:mod:`.faiss_kinds`'s. The rows' metadata is held in memory; a filter becomes an ``IDSelectorBitmap``
-that FAISS checks inside the search.
-
-Deleted rows are tombstones that the selector leaves out; past ``COMPACT_SHARE`` of the rows they
-are dropped and the FAISS index is rebuilt. One writer at a time (``writer.lock``, an advisory lock on
-the folder's real path that the system releases when the writer dies); readers need no lock.
+:mod:`.faiss_kinds`'s; the lock and the checked read of the FAISS file :mod:`.faiss_files`'s. The rows'
+metadata is held in memory; a filter becomes an ``IDSelectorBitmap`` that FAISS checks inside the search.
+Deleted rows are tombstones that the selector leaves out; past ``COMPACT_SHARE`` of the rows they are
+dropped and the FAISS index is rebuilt. One writer at a time; readers need no lock.
 """
-import fcntl
 import glob
 import hashlib
 import os
-import re
 import uuid
 
 import numpy as np
 
 from ..atomic import atomic_write
-from ..errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, OutputDirError
+from ..errors import IndexMismatchError, IndexNotFoundError, OutputDirError
 from .backend import SearchBackend
 from . import faiss_kinds
 from .catalog import CATALOG, Catalog, digest
+from .faiss_files import read_faiss, take_writer_lock
 from .faiss_kinds import EF_SEARCH, build, default_nprobe, factory_for, new_index
 
 __all__ = ["FaissBackend"]
 
 COMPACT_SHARE = 0.25     # tombstones past this share of the rows are dropped
-LOCK, LEGACY = "writer.lock", "index.json"
-_FAISS_NAME = re.compile(r"index-[0-9a-f]{12}\.faiss")
-
-
-def _take_lock(folder, location):
-    lock = open(os.path.join(folder, LOCK), "a+")
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        lock.seek(0)
-        holder = lock.read().strip() or "another process"
-        lock.close()
-        raise IndexLockedError(f"index {location} is being written by another indexing run ({holder}): wait for it "
-                               "to finish, or give another --index") from None
-    lock.seek(0)
-    lock.truncate()
-    lock.write(f"process {os.getpid()}\n")
-    lock.flush()
-    return lock
+LEGACY = "index.json"
 
 
 class FaissBackend(SearchBackend):
@@ -102,7 +81,7 @@ class FaissBackend(SearchBackend):
                 os.makedirs(folder, exist_ok=True)
             except OSError as e:
                 raise OutputDirError(f"cannot create index folder {location} ({e.strerror})") from None
-            lock, catalog = _take_lock(folder, location), None
+            lock, catalog = take_writer_lock(folder, location), None
             try:
                 if rebuild:  # a catalog SQLite cannot open at all is replaced
                     try:
@@ -133,7 +112,7 @@ class FaissBackend(SearchBackend):
                 with catalog.snapshot():
                     info = catalog.read_info()
                     rows = catalog.read(info["dim"])
-                    index = cls._read_faiss(folder, info, rows["checksum"]) if info["faiss_file"] else None
+                    index = read_faiss(folder, info, rows["checksum"]) if info["faiss_file"] else None
                 break
             except FileNotFoundError:
                 if attempt == 2:
@@ -151,32 +130,6 @@ class FaissBackend(SearchBackend):
             raise IndexMismatchError(f"search index file {os.path.join(folder, info['faiss_file'])} holds other "
                                      f"vectors than the rows of {CATALOG}: index the gallery again with --rebuild")
         return backend
-
-    @staticmethod
-    def _read_faiss(folder, info, checksums):
-        import faiss
-
-        name = info["faiss_file"]
-        path = os.path.join(folder, name)
-        refuse = lambda why: IndexMismatchError(  # noqa: E731
-            f"search index file {path} {why}: index the gallery again with --rebuild")
-        if not _FAISS_NAME.fullmatch(name):
-            raise refuse(f"is named {name!r} in {CATALOG}, not index-<id>.faiss")
-        with open(path, "rb") as f:
-            data = f.read()
-        if hashlib.sha256(data).hexdigest() != info["faiss_sha"]:
-            raise refuse(f"is not the file {CATALOG} names (its SHA-256 differs)")
-        if info["faiss_rows"] > len(checksums) or \
-                digest([info["faiss_sha"]] + checksums[:info["faiss_rows"]]) != info["faiss_digest"]:
-            raise refuse(f"was not built from the rows of {CATALOG} (their checksums differ)")
-        try:
-            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        except RuntimeError as e:
-            raise refuse(f"cannot be read by FAISS ({str(e).splitlines()[0]})") from None
-        if index.ntotal != info["faiss_rows"] or index.d != info["dim"]:
-            raise refuse(f"holds {index.ntotal} vectors of {index.d}-d, {CATALOG} says {info['faiss_rows']} of "
-                         f"{info['dim']}-d")
-        return index
 
     def _use(self, index, vectors):
         """Serve ``index``; ``flat`` is an exact index over the same rows (the index itself, an HNSW

@@ -1,0 +1,63 @@
+"""The files of a FAISS index folder: the writer's lock, and the FAISS file read only when it is the one
+the catalog names and was built from the catalog's rows."""
+import fcntl
+import hashlib
+import os
+import re
+
+import numpy as np
+
+from ..errors import IndexLockedError, IndexMismatchError
+from .catalog import CATALOG, digest
+
+__all__ = ["LOCK", "take_writer_lock", "read_faiss"]
+
+LOCK = "writer.lock"
+_FAISS_NAME = re.compile(r"index-[0-9a-f]{12}\.faiss")
+
+
+def take_writer_lock(folder, location):
+    """``writer.lock`` of ``folder`` (its real path) locked for this process, or :class:`IndexLockedError`
+    naming the holder; the system releases it when the process ends, however it ends."""
+    lock = open(os.path.join(folder, LOCK), "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise IndexLockedError(f"index {location} is being written by another indexing run ({holder}): wait for it "
+                               "to finish, or give another --index") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"process {os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+def read_faiss(folder, info, checksums):
+    """The FAISS index ``info`` (the catalog's) names in ``folder``, checked before and after FAISS reads it:
+    its name, its SHA-256, the digest tying it to the rows it was built from, its size and dimension."""
+    import faiss
+
+    name = info["faiss_file"]
+    path = os.path.join(folder, name)
+    refuse = lambda why: IndexMismatchError(  # noqa: E731
+        f"search index file {path} {why}: index the gallery again with --rebuild")
+    if not _FAISS_NAME.fullmatch(name):
+        raise refuse(f"is named {name!r} in {CATALOG}, not index-<id>.faiss")
+    with open(path, "rb") as f:
+        data = f.read()
+    if hashlib.sha256(data).hexdigest() != info["faiss_sha"]:
+        raise refuse(f"is not the file {CATALOG} names (its SHA-256 differs)")
+    if info["faiss_rows"] > len(checksums) or \
+            digest([info["faiss_sha"]] + checksums[:info["faiss_rows"]]) != info["faiss_digest"]:
+        raise refuse(f"was not built from the rows of {CATALOG} (their checksums differ)")
+    try:
+        index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+    except RuntimeError as e:
+        raise refuse(f"cannot be read by FAISS ({str(e).splitlines()[0]})") from None
+    if index.ntotal != info["faiss_rows"] or index.d != info["dim"]:
+        raise refuse(f"holds {index.ntotal} vectors of {index.d}-d, {CATALOG} says {info['faiss_rows']} of "
+                     f"{info['dim']}-d")
+    return index
