@@ -43,7 +43,15 @@ def tiny_opts(config, input_size=48):
             "SOLVER.BASE_LR", str(cfg.SOLVER.BASE_LR / 100), "RUN.SEED", "0"]
     if "SynthVeRi" in cfg.DATASETS.NAMES:
         opts += TINY_OPTS
+    if cfg.MODEL.BACKBONE.NAME == "build_sie_vit_backbone":
+        opts += VIT_TINY_OPTS
     return opts
+
+
+# The ViT recipes at FastReID's small depth on a 2x2 patch grid, checkpointed once, from scratch:
+# the ImageNet ViT file's path (cache, download, strict load) is tested in tests/test_vit.py.
+VIT_TINY_OPTS = ["MODEL.BACKBONE.DEPTH", "small", "INPUT.SIZE_TRAIN", "[32, 32]", "INPUT.SIZE_TEST", "[32, 32]",
+                 "SOLVER.CHECKPOINT_PERIOD", "2", "MODEL.BACKBONE.PRETRAIN", "False"]
 
 
 @pytest.fixture(scope="module")
