@@ -140,3 +140,29 @@ def test_offline_stops_in_one_line_with_the_url(tmp_path, monkeypatch):
     with pytest.raises(MissingFileError, match="cannot download ImageNet weights http://127.0.0.1:9/jx_vit_base") as e:
         resolve_vit_weights(cfg)
     assert "\n" not in str(e.value)
+
+
+def test_export_takes_the_camera_and_matches_pytorch(tmp_path):
+    import numpy as np
+
+    from fastreid.modeling import build_model
+
+    from fastreid_val.deploy.embedder import OnnxEmbedder, camera_of
+    from fastreid_val.deploy.export import export_checked
+
+    cfg = build_config(VERI, SMALL)
+    model = build_model(cfg).eval()
+    # one block instead of small's 8: the export's cost is the graph's size, the camera plumbing is the same
+    model.backbone = SideInformationViT(img_size=(32, 32), embed_dim=768, depth=1, num_heads=8, sie_xishu=3.0,
+                                        cameras=20, views=2).eval()
+    images = torch.rand(5, 3, 32, 32) * 255
+    check, proto = export_checked(model, cfg, images, str(tmp_path / "vit.onnx"), {"fingerprint": "f"})
+    assert [i.name for i in proto.graph.input] == ["images", "camids"] and check["max_abs_diff"] <= 1e-4
+    onnx = OnnxEmbedder(str(tmp_path / "vit.onnx"))
+    with torch.no_grad():
+        torch_c3 = model({"images": images[:2].clone(), "camids": torch.tensor([3, 3])}).numpy()
+        torch_unknown = model(images[:2].clone()).numpy()
+    np.testing.assert_allclose(onnx._forward(images[:2], [3, 3]), torch_c3, atol=1e-4)
+    np.testing.assert_allclose(onnx._forward(images[:2]), torch_unknown, atol=1e-4)  # default: camera unknown
+    assert np.abs(torch_c3 - torch_unknown).max() > 1e-3
+    assert camera_of("gallery/0002_c017_00030600_0.jpg") == 16 and camera_of("my_photo.jpg") == -1
