@@ -45,15 +45,17 @@ def tiny_opts(config, input_size=48):
         opts += TINY_OPTS
     if cfg.MODEL.BACKBONE.NAME == "build_sie_vit_backbone":
         opts += VIT_TINY_OPTS
-        if "SynthVeRi" in cfg.DATASETS.NAMES:  # a step costs the same at 8 or 64 images (5 tokens, 47 M weights)
-            opts += ["SOLVER.IMS_PER_BATCH", "64"]
+        if "SynthVeRi" in cfg.DATASETS.NAMES:  # half the images of TINY_OPTS: a ViT step costs in proportion to its images
+            opts += ["DATASETS.SYNTHVERI.IMAGES_PER_ID", "4", "SOLVER.IMS_PER_BATCH", "32"]
     return opts
 
 
-# The ViT recipes at FastReID's small depth on a 2x2 patch grid, checkpointed once, from scratch:
+# The ViT recipes at FastReID's small depth on a 2x2 patch grid, one epoch without warm-up (checkpointed
+# once), from scratch:
 # the ImageNet ViT file's path (cache, download, strict load) is tested in tests/test_vit.py.
 VIT_TINY_OPTS = ["MODEL.BACKBONE.DEPTH", "small", "INPUT.SIZE_TRAIN", "[32, 32]", "INPUT.SIZE_TEST", "[32, 32]",
-                 "SOLVER.CHECKPOINT_PERIOD", "2", "MODEL.BACKBONE.PRETRAIN", "False"]
+                 "SOLVER.MAX_EPOCH", "1", "SOLVER.WARMUP_ITERS", "0", "TEST.EVAL_PERIOD", "1",
+                 "MODEL.BACKBONE.PRETRAIN", "False"]
 
 
 @pytest.fixture(scope="module")
