@@ -158,3 +158,15 @@ def yaml_value(path, key):
 
     cfg = yaml.safe_load(open(path))
     return cfg["MODEL"]["BACKBONE"][key]
+
+
+def test_vit_resume_and_eval_only(user_env, tmp_path):
+    """A ViT recipe (VAL twin, camera x view SIE) resumes from its checkpoint and evaluates --eval-only
+    from it to the same metrics; in one process (the kill/resume/export tier above runs the ResNet families)."""
+    config = "configs/VeRi/bagtricks_vit_val.yml"
+    out = tmp_path / "run"
+    _run(config, out)  # one epoch, checkpointed
+    resumed = _run(config, out, "SOLVER.MAX_EPOCH", "2", resume=True)
+    assert "Starting training from epoch 1\n" in (out / "log.txt").read_text()
+    again = _run(config, tmp_path / "eval", "MODEL.WEIGHTS", str(out / "model_final.pth"), eval_only=True)
+    assert again["mAP"] == pytest.approx(resumed["mAP"], abs=1e-4) and "xview-mAP" in again
