@@ -50,9 +50,9 @@ def tiny_opts(config, input_size=48):
     return opts
 
 
-# The ViT recipes at FastReID's small depth on one patch (2 tokens: the cost is per token), one epoch without warm-up (checkpointed
-# once), from scratch:
-# the ImageNet ViT file's path (cache, download, strict load) is tested in tests/test_vit.py.
+# The ViT recipes at FastReID's small depth on one 16x16 patch (2 tokens: a step's cost is per token), one
+# epoch without warm-up (checkpointed once), from scratch: the ImageNet ViT file's path (cache, download,
+# strict load) is tested in tests/test_vit.py.
 VIT_TINY_OPTS = ["MODEL.BACKBONE.DEPTH", "small", "INPUT.SIZE_TRAIN", "[16, 16]", "INPUT.SIZE_TEST", "[16, 16]",
                  "SOLVER.MAX_EPOCH", "1", "SOLVER.WARMUP_ITERS", "0", "TEST.EVAL_PERIOD", "1",
                  "MODEL.BACKBONE.PRETRAIN", "False"]
