@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from ..errors import MissingFileError, ModelFileError
 from .images import read_images
-from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing
+from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing, takes_camera
 
 __all__ = ["Embedder", "TorchEmbedder", "OnnxEmbedder", "open_embedder", "camera_of", "UNKNOWN_CAMERA"]
 
@@ -41,11 +41,12 @@ class Embedder:
 
     def embed(self, paths, batch_size=32, progress=False, desc="embedding", camids=None):
         """``camids``: each image's camera (the dataset's number; -1 unknown) for a model with camera side
-        information (SIE); None: every camera unknown, which such a model embeds with the mean of its
-        cameras' vectors. Ignored by models without SIE."""
+        information (SIE); None: read from the file names where they are VeRi-776's, unknown (-1) elsewhere
+        (:func:`camera_of`), which such a model embeds with the mean of its cameras' vectors. Models
+        without SIE ignore them."""
         transform = image_transform(self.prep)
         out = np.zeros((len(paths), self.dim), dtype=np.float32)
-        cams = np.full(len(paths), -1, dtype=np.int64) if camids is None else np.asarray(camids, dtype=np.int64)
+        cams = np.asarray([camera_of(p) for p in paths] if camids is None else camids, dtype=np.int64)
         with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, dynamic_ncols=True) as bar:
             for start in range(0, len(paths), batch_size):
                 chunk = paths[start:start + batch_size]
@@ -76,7 +77,7 @@ class TorchEmbedder(Embedder):
     @torch.no_grad()
     def _forward(self, images, camids=None):
         images = images.to(self.device)
-        if camids is not None:
+        if camids is not None and takes_camera(self.model):
             images = {"images": images, "camids": torch.as_tensor(camids, device=self.device)}
         return self.model(images).float().cpu().numpy()
 

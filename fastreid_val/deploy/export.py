@@ -20,7 +20,7 @@ from ..atomic import atomic_write
 from ..engine.checkpoint import read_checkpoint_model
 from ..errors import ExportCheckError, MissingFileError, UserInputError
 from .images import list_images, read_images
-from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing
+from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing, takes_camera
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +32,6 @@ __all__ = ["EmbeddingGraph", "export_model", "export_checked", "to_onnx",
 # layout, weights) differs by 1e-2 and more.
 DEFAULT_TOLERANCE = 1e-4
 STANDARD_DOMAINS = ("", "ai.onnx")
-
-
-def takes_camera(model):
-    """Whether ``model``'s backbone has a camera side information embedding (SIE): its export then takes
-    ``camids`` int64 [N] as a second input (-1: camera unknown, the mean of the cameras' vectors)."""
-    from ..modeling.vit import SideInformationViT
-
-    backbone = getattr(model, "backbone", None)
-    return isinstance(backbone, SideInformationViT) and backbone.cameras > 0
 
 
 class EmbeddingGraph(nn.Module):

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..atomic import atomic_write
-from .embedder import camera_of
 from .images import veri_identity
 from .index import GalleryIndex
 
@@ -80,8 +79,7 @@ def update_index(embedder, paths, folder, approximate=False, rebuild=False, nlis
             if e["path"] in keep:
                 vectors[i] = stored[keep[e["path"]][0]]
     if todo:
-        paths = [entries[i]["path"] for i in todo]
-        vectors[todo] = embedder.embed(paths, batch_size, progress, desc="indexing", camids=[camera_of(p) for p in paths])
+        vectors[todo] = embedder.embed([entries[i]["path"] for i in todo], batch_size, progress, desc="indexing")
     index = GalleryIndex.build(vectors, entries, embedder.identity(), approximate, nlist, nprobe)
     index.save(folder)
     logger.info("index %s: %d images, %d embedded, %d removed (%s)", folder, len(entries), len(todo), removed, index.kind)
@@ -92,7 +90,7 @@ def query_index(embedder, folder, query_paths, top_k=10, nprobe=None, index=None
     """Rank the gallery for each query: a list of :class:`QueryResult` with ``top_k`` matches each."""
     index = index or GalleryIndex.load(folder)
     index.check_model(embedder.identity(), folder)
-    feats = embedder.embed(query_paths, batch_size, camids=[camera_of(p) for p in query_paths])
+    feats = embedder.embed(query_paths, batch_size)
     k = min(top_k, len(index.entries))
     dist, rows = index.search(feats, k, nprobe)
     results = []
