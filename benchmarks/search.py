@@ -1,28 +1,37 @@
 #!/usr/bin/env python
-"""Search on 100,000 gallery vectors of the model's dimension: exact (FAISS IndexFlatIP) vs the
-approximate IVF index of ``tools/search.py --approximate`` (IndexIVFFlat), side by side in one run.
+"""Search at scale, side by side in one run: the index kinds of ``tools/search.py --kind`` (exact ``Flat``,
+``IVF``, ``HNSW32``; with ``--milvus``, a Milvus collection's HNSW too) under the filters a query may
+carry (none; another camera than the query's, as the VeRi protocol asks; a time window of 10% of the
+gallery's span), and ingest into the default index.
 
-Reports single-query latency (median over queries searched one at a time, exact and IVF interleaved),
-batch throughput, and the recall@10 of IVF against exact search (share of the exact top-10 that IVF
-returns), for the default nprobe and a sweep of nprobe values.
+One line per case: median milliseconds per query searched one at a time on one thread (``--threads``),
+and recall@10 against the exact top-10 under the same filter (the share of it that the case returns),
+all cases interleaved query by query. The ingest
+line times ``tools/search.py``'s path without the model: rows committed to SQLite in batches of 256,
+then the default index built and written (2 threads by default: ``--ingest-threads``).
 
-Features: ReID-like clusters, not uniform noise (on which any IVF index does poorly and no ReID
-model produces): 10,000 identities x 10 images, each a unit identity center plus Gaussian noise of
-norm ``--noise`` (1.0: cosine ~0.5 within an identity, ~0 across), L2-normalised; queries are new
-images of gallery identities.
+The gallery is synthetic and ReID-like, not uniform noise: ``--ids`` identities of equal size, each a
+unit identity center plus Gaussian noise of norm ``--noise`` (1.0: cosine ~0.5 within an identity, ~0
+across), L2-normalised; 20 cameras and times spread uniformly over a day, in no particular order;
+queries are new images of gallery identities, each from a random camera.
 """
 import argparse
+import contextlib
+import os
+import shutil
 import statistics
+import tempfile
 import time
 
 import numpy as np
+
+CAMERAS, SPAN = 20, 86_400.0
 
 
 def features(n, ids, dim, noise, rng):
     centers = rng.standard_normal((ids, dim), dtype=np.float32)
     centers /= np.linalg.norm(centers, axis=1, keepdims=True)
-    pids = np.arange(n) % ids  # n / ids images per identity
-    x = centers[pids] + noise / np.sqrt(dim) * rng.standard_normal((n, dim), dtype=np.float32)
+    x = centers[np.arange(n) % ids] + noise / np.sqrt(dim) * rng.standard_normal((n, dim), dtype=np.float32)
     return x / np.linalg.norm(x, axis=1, keepdims=True), centers
 
 
@@ -39,19 +48,29 @@ def model_dim(config_file):
         return int(build_model(cfg).eval()(torch.zeros(1, 3, *input_shape(preprocessing(cfg)))).shape[1])
 
 
-def latency_ms(indexes, queries):
-    """Median ms per single-query search for each index, searched interleaved query by query."""
-    times = {name: [] for name in indexes}
-    for q in queries:
-        for name, index in indexes.items():
-            start = time.perf_counter()
-            index.search(q[None], 10)
-            times[name].append(time.perf_counter() - start)
-    return {name: 1000 * statistics.median(t) for name, t in times.items()}
+def ingest(location, vectors, metas, kind, batch=256):
+    """Seconds to commit every row in batches and build and write the index of ``kind``."""
+    from fastreid_val.deploy.backend import open_backend
+
+    model = {"fingerprint": "bench", "dim": vectors.shape[1], "model": "synthetic"}
+    entries = [{"path": f"/gallery/{i:07d}.jpg", "size": 1, "mtime_ns": i} for i in range(len(vectors))]
+    start = time.perf_counter()
+    with open_backend(location, writer=True, model=model, kind=kind, rebuild=True) as b:
+        for s in range(0, len(vectors), batch):
+            b.add(entries[s:s + batch], metas[s:s + batch], vectors[s:s + batch])
+        b.finish()
+    return time.perf_counter() - start
 
 
-def recall_at_10(approx, exact):
-    return float(np.mean([len(set(a) & set(e)) / 10 for a, e in zip(approx, exact)]))
+def rebuild_as(source, folder, kind, dim):
+    """The rows of ``source`` indexed as ``kind`` in ``folder`` (seconds for the FAISS build and write)."""
+    from fastreid_val.deploy.faiss_backend import FaissBackend
+
+    shutil.copytree(source, folder)
+    with FaissBackend.open(folder, writer=True, model={"fingerprint": "bench", "dim": dim}, kind=kind) as b:
+        start = time.perf_counter()
+        b.finish()
+        return time.perf_counter() - start
 
 
 def main():
@@ -59,63 +78,93 @@ def main():
     p.add_argument("--config-file", default="configs/SynthVeRi/val_mnv2.yml", help="the model whose dimension is used")
     p.add_argument("--dim", type=int, help="feature dimension (default: the config's model)")
     p.add_argument("--gallery", type=int, default=100_000)
-    p.add_argument("--ids", type=int, default=10_000)
-    p.add_argument("--queries", type=int, default=1000)
-    p.add_argument("--latency-queries", type=int, default=300)
+    p.add_argument("--ids", type=int, help="identities (default gallery / 10)")
+    p.add_argument("--queries", type=int, default=300)
     p.add_argument("--noise", type=float, default=1.0)
-    p.add_argument("--threads", type=int, help="FAISS threads (default: FAISS's; 1 on a machine shared with other jobs)")
+    p.add_argument("--kinds", default="exact,ivf,hnsw")
+    p.add_argument("--threads", type=int, default=1, help="FAISS threads while searching")
+    p.add_argument("--ingest-threads", type=int, default=2, help="FAISS threads while indexing")
+    p.add_argument("--ef-search", type=int, help="HNSW efSearch (default: the index's, 96)")
+    p.add_argument("--folder", help="where the indexes are written (default: a temporary folder, removed)")
+    p.add_argument("--milvus", help="HOST:PORT of a Milvus server, or 'lite' for a Milvus Lite server of this run's "
+                                    "own on 127.0.0.1: its HNSW collection joins the cases")
     a = p.parse_args()
     import faiss
 
-    if a.threads:
-        faiss.omp_set_num_threads(a.threads)
-
-    from fastreid_val.deploy.index import GalleryIndex, default_nlist, default_nprobe
+    from fastreid_val.deploy.backend import open_backend
+    from fastreid_val.deploy.metadata import Filter, ImageMeta
     from fastreid_val.experiments.timing import machine
 
     dim = a.dim or model_dim(a.config_file)
     rng = np.random.default_rng(0)
-    gallery, centers = features(a.gallery, a.ids, dim, a.noise, rng)
-    pids = rng.integers(0, a.ids, a.queries)
-    queries = centers[pids] + a.noise / np.sqrt(dim) * rng.standard_normal((a.queries, dim), dtype=np.float32)
+    ids = a.ids or max(1, a.gallery // 10)
+    gallery, centers = features(a.gallery, ids, dim, a.noise, rng)
+    cams, times = rng.integers(0, CAMERAS, a.gallery), rng.uniform(0, SPAN, a.gallery)
+    metas = [ImageMeta(f"c{c + 1:03d}", float(t)) for c, t in zip(cams, times)]
+    queries = centers[rng.integers(0, ids, a.queries)] + a.noise / np.sqrt(dim) * rng.standard_normal(
+        (a.queries, dim), dtype=np.float32)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
+    query_cams = rng.integers(0, CAMERAS, a.queries)
+    starts = rng.uniform(0, 0.9 * SPAN, a.queries)
+    filters = {"none": [Filter()] * a.queries,
+               "camera": [Filter(exclude_camera=f"c{c + 1:03d}") for c in query_cams],
+               "time": [Filter(since=float(s), until=float(s + 0.1 * SPAN)) for s in starts]}
 
-    entries = [{"path": str(i)} for i in range(a.gallery)]
-    model = {"fingerprint": "bench", "dim": dim, "model": "synthetic"}
-    start = time.perf_counter()
-    exact = GalleryIndex.build(gallery, entries, model)
-    build_exact = time.perf_counter() - start
-    start = time.perf_counter()
-    ivf = GalleryIndex.build(gallery, entries, model, approximate=True)
-    build_ivf = time.perf_counter() - start
-    nlist, nprobe = ivf.nlist, ivf.nprobe
-    assert (nlist, nprobe) == (default_nlist(a.gallery), default_nprobe(nlist))
+    root = a.folder or tempfile.mkdtemp(prefix="search-bench-")
+    print(f"search, {a.gallery:,} gallery vectors x {dim}-d ({ids:,} identities, noise {a.noise}, {CAMERAS} cameras), "
+          f"{a.queries} queries one at a time; machine: {machine()}, faiss {faiss.__version__}")
+    stack = contextlib.ExitStack()
+    try:
+        faiss.omp_set_num_threads(a.ingest_threads)
+        seconds = ingest(os.path.join(root, "default"), gallery, metas, "auto")
+        backends = {}
+        with open_backend(os.path.join(root, "default")) as b:
+            default = b.factory
+        print(f"case=ingest backend=faiss n={a.gallery} dim={dim} index={default} threads={a.ingest_threads} "
+              f"seconds={seconds:.1f} vectors_per_s={a.gallery / seconds:.0f}", flush=True)
+        for kind in a.kinds.split(","):
+            folder = os.path.join(root, kind)
+            built = rebuild_as(os.path.join(root, "default"), folder, kind, dim)
+            start = time.perf_counter()
+            backends[kind, "faiss"] = open_backend(folder, ef_search=a.ef_search)
+            print(f"case=build backend=faiss kind={kind} index={backends[kind, 'faiss'].factory} build_s={built:.1f} "
+                  f"open_s={time.perf_counter() - start:.1f}", flush=True)
+        if a.milvus:
+            address = a.milvus
+            if address == "lite":
+                from fastreid_val.deploy.milvus_lite import milvus_lite_server
 
-    print(f"search, {a.gallery:,} gallery vectors x {dim}-d ({a.ids:,} identities, noise {a.noise}), "
-          f"{a.queries:,} queries; machine: {machine()}, faiss {faiss.__version__}, {faiss.omp_get_max_threads()} threads")
-    print(f"  build: exact {build_exact:.2f} s, IVF {build_ivf:.2f} s (k-means, nlist {nlist})")
-    _, truth = exact.index.search(queries, 10)
-    t0 = time.perf_counter()
-    exact.index.search(queries, 10)
-    batch_exact = time.perf_counter() - t0
-    print(f"  {'index':22s} {'recall@10':>9s} {'ms/query (1 at a time)':>23s} {'queries/s (batch)':>18s} {'speed-up':>8s}")
-    rows = []
-    for probe in sorted({8, 16, 32, nprobe, 2 * nprobe, 4 * nprobe}):
-        ivf.index.nprobe = probe
-        t0 = time.perf_counter()
-        _, found = ivf.index.search(queries, 10)
-        batch = time.perf_counter() - t0
-        lat = latency_ms({"exact": exact.index, "ivf": ivf.index}, queries[:a.latency_queries])
-        rows.append((probe, recall_at_10(found, truth), lat, batch))
-        mark = " (default)" if probe == nprobe else ""
-        print(f"  {'IVF nprobe ' + str(probe) + mark:22s} {rows[-1][1]:9.3f} {lat['ivf']:23.2f} "
-              f"{a.queries / batch:18.0f} {lat['exact'] / lat['ivf']:7.1f}x")
-    lat_exact = statistics.median(r[2]["exact"] for r in rows)
-    print(f"  {'exact (IndexFlatIP)':22s} {1.0:9.3f} {lat_exact:23.2f} {a.queries / batch_exact:18.0f} {1.0:7.1f}x")
-    default = next(r for r in rows if r[0] == nprobe)
-    print(f"default IVF (nlist {nlist}, nprobe {nprobe}) vs exact: recall@10 {default[1]:.3f}, "
-          f"{default[2]['ivf']:.2f} ms vs {default[2]['exact']:.2f} ms per query "
-          f"({default[2]['exact'] / default[2]['ivf']:.1f}x faster, measured side by side)")
+                address = stack.enter_context(milvus_lite_server(os.path.join(root, "milvus")))
+            location = f"milvus://{address}/bench_{a.gallery}_{dim}"
+            seconds = ingest(location, gallery, metas, "hnsw", batch=2048)
+            backends["hnsw", "milvus"] = open_backend(location)
+            print(f"case=ingest backend=milvus n={a.gallery} dim={dim} index={backends['hnsw', 'milvus'].factory} "
+                  f"seconds={seconds:.1f} vectors_per_s={a.gallery / seconds:.0f}", flush=True)
+        masks = next(b for (_, engine), b in backends.items() if engine == "faiss")  # who knows the rows' metadata
+        faiss.omp_set_num_threads(a.threads)
+        truth_kind = ("exact", "faiss") if ("exact", "faiss") in backends else None
+        for name, flts in filters.items():
+            found = {kind: [] for kind in backends}
+            lat = {kind: [] for kind in backends}
+            for q, flt in zip(queries, flts):  # interleaved query by query, so that load on the cores hits all alike
+                for kind, b in backends.items():
+                    t0 = time.perf_counter()
+                    _, rows = b.search(q[None], 10, flt)
+                    lat[kind].append(time.perf_counter() - t0)
+                    found[kind].append(rows[0])
+            share = np.mean([masks.mask(f).mean() for f in flts[:20]])
+            for kind, engine in backends:
+                recall = float("nan") if truth_kind is None else np.mean(
+                    [len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, (t >= 0).sum())
+                     for f, t in zip(found[kind, engine], found[truth_kind])])
+                print(f"case={kind} backend={engine} n={a.gallery} dim={dim} filter={name} pass={share:.2f} "
+                      f"median_ms={1000 * statistics.median(lat[kind, engine]):.2f} recall@10={recall:.3f}", flush=True)
+        for b in backends.values():
+            b.close()
+    finally:
+        stack.close()
+        if not a.folder:
+            shutil.rmtree(root, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ __all__ = ["UserInputError", "InvalidConfigError", "ConfigError", "MissingFileEr
            "AnnotationError", "UnreadableImageError", "OutputDirError", "CheckpointMismatchError",
            "CheckpointNotFoundError", "NonFiniteLossError", "LowAccuracyError", "PretrainedWeightsError",
            "EmptyGalleryError", "RerankTooLargeError", "IndexNotFoundError", "IndexMismatchError", "ModelFileError",
-           "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError", "OutputFileError",
+           "UnsafeModelFileError", "RunFailedError", "ExportCheckError", "AnnotationLockedError", "ServerAddressError",
+           "OutputFileError", "UserModuleError", "IndexLockedError", "IndexUnreachableError", "MetadataError",
            "one_line"]
 
 
@@ -119,8 +120,25 @@ class IndexMismatchError(UserInputError, ValueError):
     """A search index built by another model, or one whose files cannot be read."""
 
 
+class IndexLockedError(OutputDirError):
+    """A search index folder being written by another indexing run (a second writer is refused)."""
+
+
+class IndexUnreachableError(UserInputError, ConnectionError):
+    """A search service named by ``--index`` (``milvus://HOST:PORT/COLLECTION``) that does not answer."""
+
+
+class MetadataError(UserInputError, ValueError):
+    """Image metadata or a search filter that cannot serve: a bad ``--metadata`` line (file and line named),
+    a time that does not parse, an unknown camera."""
+
+
 class ModelFileError(UserInputError, ValueError):
     """A model file that cannot serve here (an ONNX file without the export's metadata, a wrong suffix)."""
+
+
+class UserModuleError(UserInputError, ImportError):
+    """A module of the user's named with ``--import`` that cannot be found, or that raised while imported."""
 
 
 # Not a bad input: a check of our own output that failed (exit status 1).

@@ -47,29 +47,34 @@ def one_error_line(code, err, pattern):
     return lines[-1]
 
 
-def train(argv, capsys):
-    """``tools/train_net.py argv`` in this process: (exit status, stderr). The console handlers the run's
-    logger setup bound to this test's captured streams are removed afterwards (and FastReID's cache of that
-    setup cleared), so that a later run in this process does not log to a closed stream."""
+@pytest.fixture(autouse=True)
+def _no_handler_outlives_its_test():
+    """The tools run here set up logging as a user's process does (FastReID's ``setup_logger``, the console
+    of ``compare``), with handlers on this test's captured streams: they are removed after each test, and
+    FastReID's cache of its setup cleared, so that no later test logs to a closed stream."""
     import logging
 
     from fastreid.utils import logger as fastreid_logger
 
+    loggers = [logging.getLogger(name) for name in ("fastreid", "fastreid_val")]
+    before = {log.name: list(log.handlers) for log in loggers}
+    yield
+    for log in loggers:
+        for h in list(log.handlers):
+            if h not in before[log.name]:
+                log.removeHandler(h)
+    fastreid_logger.setup_logger.cache_clear()
+
+
+def train(argv, capsys):
+    """``tools/train_net.py argv`` in this process: (exit status, stderr)."""
     from fastreid_val.engine.cli import cli
 
-    streams = (sys.stdout, sys.stderr)
     try:
         cli(list(argv))
         code = 0
     except SystemExit as e:
         code = e.code
-    finally:
-        for name in ("fastreid", "fastreid_val"):
-            log = logging.getLogger(name)
-            for h in list(log.handlers):
-                if getattr(h, "stream", None) in streams:
-                    log.removeHandler(h)
-        fastreid_logger.setup_logger.cache_clear()
     return code, capsys.readouterr().err
 
 

@@ -49,6 +49,17 @@ def test_missing_config_file(tmp_path):
             "No such file" in proc.stderr.strip().splitlines()[-1]
 
 
+def test_a_url_base_is_read_as_a_local_path(tmp_path):
+    # FastReID 1.4.0 registers no URL handler: docs/RELIABILITY.md says an http(s) _BASE_ stops here, fetching nothing
+    from fastreid_val.engine import build_config
+    from fastreid_val.errors import MissingFileError
+
+    child = tmp_path / "child.yml"
+    child.write_text('_BASE_: "https://example.invalid/Base-VAL.yml"\n')
+    with pytest.raises(MissingFileError, match=r"No such file or directory: https://example.invalid/Base-VAL.yml"):
+        build_config(str(child))
+
+
 def _with_missing_base(tmp_path):
     child = tmp_path / "child.yml"
     child.write_text('_BASE_: "missing-base.yml"\n')

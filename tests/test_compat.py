@@ -136,6 +136,35 @@ def test_s6_ddp_without_device_ids_on_cpu(tmp_path):
     assert torch.equal(seen["grad"], torch.ones(2, 2))  # one process: DDP's average is the gradient itself
 
 
+def test_s16_ddp_gets_fastreids_buffer_setting_without_the_deprecated_argument(tmp_path, monkeypatch):
+    import warnings
+
+    import torch.distributed as dist
+
+    import fastreid.engine.defaults as defaults
+    from fastreid.utils import comm
+
+    monkeypatch.setattr(comm, "_LOCAL_PROCESS_GROUP", None)  # a fresh process's; restored after the test
+    seen = {}
+
+    def main_func():
+        model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.BatchNorm1d(2))
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            # what DefaultTrainer.__init__ calls (fastreid/engine/defaults.py:210)
+            ddp = defaults.DistributedDataParallel(model, device_ids=[0], broadcast_buffers=False)
+        seen["warnings"] = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+        seen["forward_sync_buffers"] = ddp.forward_sync_buffers
+        ddp(torch.ones(3, 2)).sum().backward()
+
+    try:
+        compat._distributed_worker_cpu(0, main_func, 1, 1, 0, f"file://{tmp_path}/rendezvous", ())
+    finally:
+        dist.destroy_process_group()
+    assert seen["warnings"] == []  # torch 2.13+: "`broadcast_buffers` is deprecated. Use `forward_sync_buffers` ..."
+    assert seen["forward_sync_buffers"] is False  # BatchNorm statistics stay per process, as FastReID asks
+
+
 def test_s7_amp_is_turned_off_on_cpu():
     from fastreid_val.engine import build_config
 

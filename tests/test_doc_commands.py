@@ -1,6 +1,8 @@
 """Every command the docs, the Makefile and the tools' docstrings show parses with the script's own
-argparse parser (the script runs up to its parse and stops there), and every repository path the docs
-name exists."""
+argparse parser (the script runs up to its parse and stops there) and the configs it names load with its
+overrides; every repository path the docs name exists; every `make` target named anywhere exists, and
+`make bench` runs exactly the benchmarks the docs quote; each page's first command links to how the
+tools run."""
 import argparse
 import ast
 import glob
@@ -15,8 +17,8 @@ import pytest
 from .test_docs import DOCS, FENCE, ROOT, code
 
 SCRIPTS = sorted(glob.glob(os.path.join(ROOT, "tools", "*.py")) + glob.glob(os.path.join(ROOT, "benchmarks", "*.py")))
-# A command: optional VAR=value words, python, a script of tools/ or benchmarks/, its arguments.
-COMMAND = re.compile(r"(?:^|[\s`(])((?:[A-Z_]+=\S+ )*python ((?:tools|benchmarks)/[\w]+\.py)([^\n`]*))")
+# A command: optional VAR=value words, python (or .venv/bin/python), a script of tools/ or benchmarks/, its arguments.
+COMMAND = re.compile(r"(?:^|[\s`(])((?:[A-Z_]+=\S+ )*(?:\.venv/bin/)?python ((?:tools|benchmarks)/[\w]+\.py)([^\n`]*))")
 
 
 def commands_in(text):
@@ -87,7 +89,10 @@ ALL = doc_commands() + docstring_commands() + makefile_commands()
 def test_the_commands_are_found():
     where = {w for w, _, _ in ALL}
     assert {"README.md", "docs/GETTING_STARTED.md", "docs/DEPLOY.md", "docs/STUDY.md", "docs/CONFIGS.md",
-            "Makefile", "tools/search.py", "benchmarks/onnx_inference.py"} <= where
+            "docs/EVALUATION.md", "Makefile", "tools/search.py", "benchmarks/onnx_inference.py"} <= where
+    # every page that shows a command has its commands found (a page the pattern misses would go unchecked)
+    shown = {os.path.relpath(p, ROOT) for p in DOCS if re.search(r"python (tools|benchmarks)/\w+\.py", open(p).read())}
+    assert shown <= where, sorted(shown - where)
     scripts = {s for _, s, _ in ALL}
     assert {"tools/train_net.py", "tools/compare.py", "tools/demo.py", "tools/export_onnx.py", "tools/search.py",
             "tools/label_viewpoints.py", "benchmarks/evaluation.py", "benchmarks/search.py"} <= scripts
@@ -97,9 +102,10 @@ def test_the_commands_are_found():
 def test_every_command_parses_with_its_scripts_parser(where, script, args, monkeypatch, capsys):
     assert os.path.isfile(os.path.join(ROOT, script)), f"{where}: {script} does not exist"
     try:
-        parse_as_the_script_does(script, args, monkeypatch)
+        ns = parse_as_the_script_does(script, args, monkeypatch)
     except SystemExit:
         pytest.fail(f"{where}: python {script} {' '.join(args)}\n{capsys.readouterr().err}")
+    check_configs(where, ns)  # and the configs it names exist and load with its overrides
 
 
 def test_the_command_checker_can_fail(monkeypatch, capsys):
@@ -117,9 +123,9 @@ def test_the_command_checker_can_fail(monkeypatch, capsys):
         parse_as_the_script_does("benchmarks/main_job.py", ["--fast"], monkeypatch)
 
 
-# Paths the docs name that the project creates when it runs, or that belong to the user's datasets:
-# never in the repository.
-CREATED = ("output/", "datasets/", ".venv/", "$", "~", "/", "http")
+# Paths the docs name that the project creates when it runs, or that belong to the user's datasets
+# (GETTING_STARTED's dataset of one's own: its module and folder): never in the repository.
+CREATED = ("output/", "datasets/", ".venv/", "$", "~", "/", "http", "my_vehicles")
 DATASET_FOLDERS = {"veri/", "vehicleid/", "vehicleid/viewpoints.txt", "train_test_split/", "image_train/",
                    "image_query/", "image_test/"}
 EXTENSIONS = r"py|yml|yaml|md|png|txt|json|csv|pth|pt|onnx|jpg|faiss|ini"
@@ -185,3 +191,92 @@ def test_the_path_checker_can_fail():
                      "nope_mnv2.yml", "results.json"}
     missing = {p for p in named if not p.startswith(CREATED) and not resolves(p, bases)}
     assert missing == {"configs/VeRi/{val_r50,val_r51}.yml", "tools/nope.py", "nope_mnv2.yml"}
+
+
+# The first command of every page but the README says where the tools run: a link to the README's line.
+RUN_HERE = "../README.md#running-the-tools"
+
+
+@pytest.mark.parametrize("path", DOCS[1:], ids=[os.path.relpath(p, ROOT) for p in DOCS[1:]])
+def test_the_first_command_of_a_page_links_to_how_the_tools_run(path):
+    text = open(path).read()
+    first = re.search(r"python (tools|benchmarks)/\w+\.py", text)
+    if first is None:
+        return
+    link = text.rfind(RUN_HERE, 0, first.start())
+    assert link >= 0 and first.start() - link < 1500, \
+        f"{os.path.relpath(path, ROOT)}: its first command ({first.group(0)}) has no link to {RUN_HERE} just before it"
+
+
+def _config_words(ns):
+    """(config files, overrides) a parsed command names: --config-file / --configs, and KEY VALUE overrides."""
+    configs = [c for c in [getattr(ns, "config_file", "")] + list(getattr(ns, "configs", None) or []) if c]
+    opts = [w for w in (getattr(ns, "opts", None) or []) if w != "--"]
+    return configs, opts
+
+
+def check_configs(where, ns):
+    """Every config a parsed command names exists and loads with the command's overrides."""
+    from fastreid_val.engine import build_config
+
+    configs, opts = _config_words(ns) if ns is not None else ([], [])
+    for config in configs:
+        if config.startswith(("...", "/path")) or "…" in config:
+            continue  # a placeholder of the docstrings
+        assert os.path.isfile(os.path.join(ROOT, config)), f"{where}: {config} does not exist"
+        if len(opts) % 2 == 0 and all(re.fullmatch(r"[A-Z][A-Z_.\d]+", k) for k in opts[::2]):
+            build_config(os.path.join(ROOT, config), opts)  # a stale key or value stops here, naming it
+
+
+def test_every_make_target_named_anywhere_exists():
+    """The docs (tests/test_docs.py), the tools' and benchmarks' docstrings and the Makefile's comments."""
+    makefile = open(os.path.join(ROOT, "Makefile")).read()
+    targets = set(re.findall(r"^([\w-]+):", makefile, re.M))
+    texts = [ast.get_docstring(ast.parse(open(p).read())) or "" for p in SCRIPTS]
+    texts += [line for line in makefile.splitlines() if line.startswith("#")]
+    named = {t for text in texts for t in re.findall(r"(?<![\w-])make ([a-z][\w-]*)", text)}
+    assert {"compare", "compare-labels"} <= named
+    assert named <= targets, sorted(named - targets)
+
+
+def test_make_bench_runs_every_benchmark_the_docs_quote():
+    """Each benchmark command of README.md and docs/ is a line of `make bench` (with the same arguments; a
+    ``--cases`` subset of a line that runs every case counts), but benchmarks/test_suite.py, whose figures
+    it writes into the docs itself (`--write`); and `make bench` runs nothing the docs do not quote."""
+    import types
+
+    def key(ns):
+        return {k: v for k, v in vars(ns).items() if k != "cases"} if isinstance(ns, argparse.Namespace) else ns
+
+    mp = pytest.MonkeyPatch()
+    try:
+        bench = [(s, parse_as_the_script_does(s, a, mp)) for w, s, a in makefile_commands()
+                 if s.startswith("benchmarks/")]
+        quoted = [(s, a, parse_as_the_script_does(s, a, mp)) for w, s, a in doc_commands()
+                  if s.startswith("benchmarks/") and s != "benchmarks/test_suite.py"]
+    finally:
+        mp.undo()
+    missing = []
+    for script, args, ns in quoted:
+        ok = any(s == script and key(b) == key(ns) and set(getattr(ns or types.SimpleNamespace(), "cases", None) or ())
+                 <= set(getattr(b or types.SimpleNamespace(), "cases", None) or ()) for s, b in bench)
+        if not ok:
+            missing.append(f"python {script} {' '.join(args)}")
+    assert not missing, f"make bench does not run: {missing}"
+    unquoted = [s for s, b in bench if not any(q == s and key(b) == key(ns) for q, _, ns in quoted)]
+    assert not unquoted, f"make bench runs what no page quotes: {unquoted}"
+
+
+def test_the_config_checker_can_fail(monkeypatch):
+    from fastreid_val.errors import ConfigError
+
+    ns = parse_as_the_script_does("tools/train_net.py", ["--config-file", "configs/VeRi/val_r50.yml", "--eval-only",
+                                                         "MODEL.VAL.NOPE", "1"], monkeypatch)
+    configs, opts = _config_words(ns)
+    assert configs == ["configs/VeRi/val_r50.yml"] and opts == ["MODEL.VAL.NOPE", "1"]
+    with pytest.raises(ConfigError, match="MODEL.VAL.NOPE"):
+        check_configs("here", ns)
+    with pytest.raises(AssertionError, match="nope.yml does not exist"):
+        check_configs("here", argparse.Namespace(config_file="configs/nope.yml", opts=[]))
+    ns = parse_as_the_script_does("tools/compare.py", ["--configs", "configs/VeRi/softmax_r50.yml", "x.yml"], monkeypatch)
+    assert _config_words(ns)[0] == ["configs/VeRi/softmax_r50.yml", "x.yml"]

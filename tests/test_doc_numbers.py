@@ -168,10 +168,6 @@ FACTS = {
         ("docs/GETTING_STARTED.md", None, r"for the installation, about (\d+) minutes"),
         ("Makefile", None, r"a first run takes about (\d+) minutes"),
     ],
-    "compiled against Python rank evaluator at VeRi-776's test size": [
-        ("docs/GETTING_STARTED.md", None, r"Python rank evaluator \(([\d.]+)× slower at VeRi-776's"),
-        ("docs/STUDY.md", None, r"vs [\d.]+ s \(([\d.]+)×\), identical mAP"),
-    ],
     "re-ranking speed-up at VeRi-776 size": [
         ("README.md", None, r"([\d.]+)× faster than FastReID's faiss-CPU path"),
         ("docs/GETTING_STARTED.md", None, r"\(\*\*([\d.]+)× faster\*\*\)"),

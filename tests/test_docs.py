@@ -24,8 +24,9 @@ def slug(heading):
 
 
 def anchors(path):
+    """The anchors of a file: its headings' and its explicit ``<a id="…"></a>``."""
     text = FENCE.sub("", open(path).read())
-    return {slug(h) for h in re.findall(r"^#+ (.*)$", text, re.M)}
+    return {slug(h) for h in re.findall(r"^#+ (.*)$", text, re.M)} | set(re.findall(r'<a id="([\w-]+)"></a>', text))
 
 
 def code(path):
@@ -60,10 +61,10 @@ def test_every_relative_link_resolves(path):
 
 def test_the_link_checker_can_fail(tmp_path):
     doc = tmp_path / "x.md"
-    doc.write_text("# Top\n\nSee [a](missing.md) and [b](#top) and [c](#nope).\n")
+    doc.write_text("# Top\n\nSee [a](missing.md) and [b](#top) and [c](#nope).\n\n<a id=\"here\"></a>Here.\n")
     text = doc.read_text()
     assert LINK.findall(text) == ["missing.md", "#top", "#nope"]
-    assert anchors(str(doc)) == {"top"}
+    assert anchors(str(doc)) == {"top", "here"}
     assert slug("VAL against Softmax: Table 3, Table 1's λ sweep (`make compare`)") == \
         "val-against-softmax-table-3-table-1s-λ-sweep-make-compare"
 

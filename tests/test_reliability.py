@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
@@ -122,7 +123,10 @@ def _ddp_main(args, out_file):
     from fastreid.utils import comm
 
     cfg = setup(args)
-    trainer = ViewpointTrainer(cfg)
+    with warnings.catch_warnings(record=True) as caught:  # DDP is built here, with FastReID's arguments
+        warnings.simplefilter("always")
+        trainer = ViewpointTrainer(cfg)
+    deprecated = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
     digests = []
 
     class Digest(HookBase):
@@ -137,7 +141,8 @@ def _ddp_main(args, out_file):
     trainer.resume_or_load(resume=False)
     results = trainer.train()
     with open(f"{out_file}.{comm.get_rank()}", "w") as f:
-        json.dump({"digests": digests, "results": {k: float(v) for k, v in (results or {}).items()
+        json.dump({"digests": digests, "deprecated": deprecated, "forward_sync_buffers":
+                   trainer.model.forward_sync_buffers, "results": {k: float(v) for k, v in (results or {}).items()
                                                    if isinstance(v, (int, float)) or hasattr(v, "item")}}, f)
 
 
@@ -149,6 +154,8 @@ def test_two_process_gloo_training_keeps_ranks_in_sync(datasets_root, tmp_path):
     launch(_ddp_main, 2, num_machines=1, machine_rank=0, dist_url="auto", args=(args, out))
     r0, r1 = (json.load(open(f"{out}.{r}")) for r in (0, 1))
     assert len(r0["digests"]) == 12 and r0["digests"] == r1["digests"]
+    # FastReID's broadcast_buffers=False reaches DDP as forward_sync_buffers=False, without torch's FutureWarning
+    assert r0["deprecated"] == r1["deprecated"] == [] and r0["forward_sync_buffers"] is r1["forward_sync_buffers"] is False
     assert r0["results"]["mAP"] > 0 and r1["results"] == {}  # evaluated once, on the main process
 
 

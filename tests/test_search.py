@@ -1,6 +1,7 @@
-"""Search: the query's identity first (oracle embedding, exact and IVF), index update embeds only new or
-changed images, another model's index is refused, writes are atomic, checkpoint and ONNX agree, and
-each bad input ends in one line with exit status 2."""
+"""Search: the query's identity first (oracle embedding, exact, HNSW and IVF), index update embeds only new or
+changed images, another model's index is refused, checkpoint and ONNX agree, --exclude-same-camera on the
+main job's model returns no image of the query's camera, and each bad input ends in one line with exit
+status 2."""
 import os
 import re
 import shutil
@@ -14,15 +15,12 @@ import torch
 from PIL import Image
 
 from fastreid_val.data.synthveri import ensure_synthveri
-from fastreid_val.deploy import index as index_mod
+from fastreid_val.deploy.backend import open_backend
 from fastreid_val.deploy.embedder import Embedder
 from fastreid_val.deploy.images import list_images, veri_identity
-from fastreid_val.deploy.index import GalleryIndex
 from fastreid_val.deploy.search import query_index, update_index
 from fastreid_val.errors import IndexMismatchError
 from fastreid_val.weights_file import load_weights_file
-
-from fastreid_val.data.synthveri import ensure_synthveri
 
 from .conftest import TINY, run_tool
 
@@ -56,18 +54,25 @@ def _split(datasets_root):
     return queries, gallery
 
 
-@pytest.mark.parametrize("approximate", [False, True], ids=["exact", "ivf"])
-def test_oracle_finds_the_query_identity_first(datasets_root, tmp_path, approximate):
+@pytest.mark.parametrize("kind", ["exact", "hnsw", "ivf"])
+def test_oracle_finds_the_query_identity_first(datasets_root, tmp_path, kind):
     queries, gallery = _split(datasets_root)
     assert len(gallery) == 48 and len(queries) == 48
     oracle = Oracle()
-    up = update_index(oracle, gallery, str(tmp_path), approximate=approximate, nlist=4 if approximate else None)
-    assert (up.total, up.new, up.kind) == (48, 48, "ivf" if approximate else "exact")
+    up = update_index(oracle, gallery, str(tmp_path), kind=kind, nlist=4)
+    assert (up.total, up.new, up.factory) == (48, 48, {"exact": "Flat", "hnsw": "HNSW32,Flat", "ivf": "IVF4,Flat"}[kind])
     results = query_index(oracle, str(tmp_path), queries, top_k=5)
     for r in results:
         assert r.matches[0].identity == r.identity, r.path
         assert [m.rank for m in r.matches] == [1, 2, 3, 4, 5]
         assert all(a.distance <= b.distance for a, b in zip(r.matches, r.matches[1:]))
+
+
+def _stored(index):
+    with open_backend(index) as b:
+        rows = b.live()
+        paths = sorted(rows, key=lambda p: rows[p]["pos"])
+        return paths, dict(zip(paths, b.vectors([rows[p]["pos"] for p in paths])))
 
 
 def test_update_embeds_only_new_and_changed_images(datasets_root, tmp_path):
@@ -78,8 +83,7 @@ def test_update_embeds_only_new_and_changed_images(datasets_root, tmp_path):
         shutil.copy(p, folder)
     oracle = Oracle()
     assert update_index(oracle, list_images(str(folder)), index).new == 10 and len(oracle.embedded) == 10
-    before = GalleryIndex.load(index)
-    kept = {e["path"]: v for e, v in zip(before.entries, before.vectors())}
+    _, kept = _stored(index)
 
     oracle.embedded.clear()  # unchanged gallery: nothing embedded, nothing written
     assert update_index(oracle, list_images(str(folder)), index).written is False and not oracle.embedded
@@ -96,15 +100,15 @@ def test_update_embeds_only_new_and_changed_images(datasets_root, tmp_path):
     assert (up.total, up.new, up.changed, up.removed) == (11, 3, 1, 2)
     assert sorted(os.path.basename(p) for p in oracle.embedded) == sorted(
         [changed.name] + [os.path.basename(p) for p in gallery[10:13]])
-    after = GalleryIndex.load(index)
-    assert [e["path"] for e in after.entries] == list_images(str(folder))
-    for e, v in zip(after.entries, after.vectors()):
-        if e["path"] in kept and e["path"] != str(changed):
-            np.testing.assert_array_equal(v, kept[e["path"]])
+    paths, after = _stored(index)
+    assert sorted(paths) == list_images(str(folder))
+    for path, v in after.items():
+        if path in kept and path != str(changed):
+            np.testing.assert_array_equal(v, kept[path])
 
     oracle.embedded.clear()  # switching to IVF re-uses the stored features
-    up = update_index(oracle, list_images(str(folder)), index, approximate=True)
-    assert up.kind == "ivf" and not oracle.embedded and GalleryIndex.load(index).kind == "ivf"
+    up = update_index(oracle, list_images(str(folder)), index, kind="ivf")
+    assert up.factory == "IVF1,Flat" and not oracle.embedded and open_backend(index).factory == "IVF1,Flat"
 
 
 def test_index_of_another_model_is_refused(datasets_root, tmp_path):
@@ -115,47 +119,8 @@ def test_index_of_another_model_is_refused(datasets_root, tmp_path):
         with pytest.raises(IndexMismatchError, match=r"built by another model \(oracle A.*--rebuild"):
             call()
     assert update_index(Oracle("B"), gallery[:8], str(tmp_path), rebuild=True).new == 8
-    assert GalleryIndex.load(str(tmp_path)).model["fingerprint"] == "B"
-
-
-def test_index_json_names_a_vectors_file_of_its_own_folder_only(datasets_root, tmp_path):
-    """index.json is read from the user's folder: a name it gives for the vectors file that is not one
-    save() writes (another folder, another file) is refused before FAISS opens anything."""
-    import json
-
-    _, gallery = _split(datasets_root)
-    index = tmp_path / "index"
-    update_index(Oracle(), gallery[:8], str(index))
-    sidecar = json.loads((index / "index.json").read_text())
-    vectors = index / sidecar["vectors"]
-    shutil.copy(vectors, tmp_path / "elsewhere.faiss")
-    for name in ("../elsewhere.faiss", str(tmp_path / "elsewhere.faiss"), "vectors-0123456789ab.faiss/../x"):
-        (index / "index.json").write_text(json.dumps(dict(sidecar, vectors=name)))
-        with pytest.raises(IndexMismatchError, match=r"names vectors file .* not vectors-<id>.faiss"):
-            GalleryIndex.load(str(index))
-    (index / "index.json").write_text(json.dumps(sidecar))
-    assert len(GalleryIndex.load(str(index)).entries) == 8
-
-
-def test_crash_while_saving_keeps_the_old_index(datasets_root, tmp_path, monkeypatch):
-    queries, gallery = _split(datasets_root)
-    update_index(Oracle(), gallery[:8], str(tmp_path))
-    sidecar = (tmp_path / "index.json").read_bytes()
-    real = index_mod.atomic_write
-
-    def crash_on_sidecar(path, write):
-        if path.endswith("index.json"):
-            raise KeyboardInterrupt  # killed after the new vectors file, before the sidecar
-        real(path, write)
-
-    monkeypatch.setattr(index_mod, "atomic_write", crash_on_sidecar)
-    with pytest.raises(KeyboardInterrupt):
-        update_index(Oracle(), gallery[:16], str(tmp_path))
-    monkeypatch.undo()
-    assert (tmp_path / "index.json").read_bytes() == sidecar
-    assert len(GalleryIndex.load(str(tmp_path)).entries) == 8
-    update_index(Oracle(), gallery[:16], str(tmp_path))  # the next save removes the orphan vectors file
-    assert len(list(tmp_path.glob("vectors-*.faiss"))) == 1 and len(GalleryIndex.load(str(tmp_path)).entries) == 16
+    with open_backend(str(tmp_path)) as b:
+        assert b.model["fingerprint"] == "B"
 
 
 def test_checkpoint_and_onnx_search_agree(tiny_run, tiny_onnx, tmp_path, capsys):
@@ -167,16 +132,21 @@ def test_checkpoint_and_onnx_search_agree(tiny_run, tiny_onnx, tmp_path, capsys)
                                             "--gallery", gallery, "--query", query, "--top-k", "5", "--out", out,
                                             *opts], capsys)
     assert code == 0, err
-    assert "96 images (96 new, 0 changed, 0 removed; exact, 1280-d): written" in stdout
+    assert "96 images (96 new, 0 changed, 0 removed; Flat, 1280-d): written" in stdout
     first = [line.split() for line in stdout.splitlines() if line.strip().startswith("1 ")][0]
-    assert os.path.abspath(first[3]) == query and float(first[1]) < 1e-4
+    assert os.path.abspath(first[5]) == query and float(first[1]) < 1e-4
     code, onnx_out, err = run_tool("search", ["--weights", tiny_onnx[0], "--index", index, "--query", query,
                                               "--top-k", "5", "--out", out], capsys)
     assert code == 0, err  # same fingerprint: the exported model may query the checkpoint's index
     rows = lambda text: [line.split() for line in text.splitlines() if line.strip()[:1].isdigit()]  # noqa: E731
-    assert [os.path.abspath(r[3]) for r in rows(onnx_out)][:1] == [query]
+    assert [os.path.abspath(r[5]) for r in rows(onnx_out)][:1] == [query]
     for a, b in zip(rows(stdout), rows(onnx_out)):
         assert float(a[1]) == pytest.approx(float(b[1]), abs=1e-4)
+    camera = os.path.basename(query).split("_")[1]
+    code, other, err = run_tool("search", ["--weights", tiny_onnx[0], "--index", index, "--query", query,
+                                           "--top-k", "5", "--out", out, "--exclude-same-camera"], capsys)
+    assert code == 0, err  # the main job's model, the VeRi protocol: no image of the query's camera
+    assert len(rows(other)) == 5 and all(r[3] != camera and f"_{camera}_" not in r[5] for r in rows(other))
     csv_lines = open(os.path.join(out, "results.csv")).read().splitlines()
     assert csv_lines[0].startswith("query,rank,gallery,distance") and len(csv_lines) == 1 + 5
     assert Image.open(os.path.join(out, "ranked_list.png")).size[0] > 5 * 96
@@ -252,5 +222,5 @@ def test_query_before_any_index_exists(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == (
-        f"error: no search index in {tmp_path / 'none'} (index.json missing): build it first with "
+        f"error: no search index in {tmp_path / 'none'} (catalog.sqlite missing): build it first with "
         f"tools/search.py --gallery IMAGES --index {tmp_path / 'none'}")

@@ -10,7 +10,8 @@ import random
 import torch
 from PIL import Image
 
-__all__ = ["veri_tree", "vehicleid_tree", "veriwild_tree", "user_trees", "imagenet_file", "fill_imagenet_cache"]
+__all__ = ["veri_tree", "vehicleid_tree", "veriwild_tree", "user_trees", "own_tree", "imagenet_file",
+           "fill_imagenet_cache"]
 
 SIZE = 24  # pixels; configs resize to the test's input size
 
@@ -97,6 +98,19 @@ def veriwild_tree(root, train_ids=8, test_ids=4, per_id=4):
         with open(os.path.join(split, name), "w") as f:
             f.writelines(ls)
     return base
+
+
+def own_tree(folder, train_ids=8, test_ids=4, per_id=4):
+    """``<folder>/{train,query,gallery}/<vehicle>_<camera>_<viewpoint>_<n>.jpg``: the layout of the dataset of
+    one's own in docs/GETTING_STARTED.md ("Your own dataset"); the last image of each test vehicle unknown (-1)."""
+    for split in ("train", "query", "gallery"):
+        os.makedirs(os.path.join(folder, split), exist_ok=True)
+    for vid in range(train_ids + test_ids):
+        for k in range(per_id):
+            split = "train" if vid < train_ids else ("query" if k == 0 else "gallery")
+            viewpoint = -1 if split == "gallery" and k == per_id - 1 else k % 2
+            _image(os.path.join(folder, split, f"{vid}_{k % 2 + 1}_{viewpoint}_{k}.jpg"), vid, k)
+    return folder
 
 
 def user_trees(root):

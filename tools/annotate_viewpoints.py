@@ -13,6 +13,7 @@ import sys
 
 import fastreid_val  # noqa: F401  (shims and registration)
 from fastreid_val.annotate import pick_images, start
+from fastreid_val.engine.user_modules import add_import_argument, import_user_modules
 from fastreid_val.errors import UserInputError, one_line
 
 
@@ -33,10 +34,12 @@ def main(argv=None):
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a name or address of this machine that browsers may use besides 127.0.0.1 and localhost "
                         "(with --host 0.0.0.0); repeatable. Requests naming any other host are refused")
+    add_import_argument(p)  # the module that registers a --dataset of your own
     a = p.parse_args(argv)
     if len(a.opts) % 2:
         p.error(f"--opts takes KEY VALUE pairs, got {len(a.opts)} words")
     try:
+        import_user_modules(a.imports)
         images = pick_images(a.dataset or "", a.images or "", a.image_root, a.ext, a.num, a.seed, a.opts)
         session, server, url = start(images, a.output, a.num_viewpoints, a.host, a.port, a.allow_host)
     except UserInputError as e:

@@ -14,6 +14,7 @@ import os
 import sys
 
 import fastreid_val  # noqa: F401  (shims and registration)
+from fastreid_val.engine.user_modules import add_import_argument, import_user_modules
 from fastreid_val.errors import UserInputError, one_line
 from fastreid_val.experiments.compare import PRESET_OPTS, PRESETS, compare
 from fastreid_val.experiments.progress import setup_console
@@ -34,6 +35,7 @@ def main(argv=None):
                         "training.png)")
     p.add_argument("--verbose", action="store_true",
                    help="show FastReID's full logs live (they are always in each run's log.txt)")
+    add_import_argument(p)  # also given to each training
     a = p.parse_args(argv)
     if len(a.opts) % 2:
         p.error(f"--opts takes KEY VALUE pairs, got {len(a.opts)} words")
@@ -45,10 +47,11 @@ def main(argv=None):
     if not configs and not a.runs:
         p.error("give --preset, --configs or --runs")
     try:
+        import_user_modules(a.imports)
         setup_console(verbose=a.verbose)
         opts = list(PRESET_OPTS.get(a.preset, [])) + a.opts
         table = compare(configs, a.seeds, a.out, opts, a.runs, floors=not a.no_floors,
-                        diagnostics=not a.no_diagnostics, verbose=a.verbose)
+                        diagnostics=not a.no_diagnostics, verbose=a.verbose, imports=a.imports)
     except UserInputError as e:
         print(f"error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)

@@ -15,6 +15,7 @@ import sys
 
 import fastreid_val  # noqa: F401  (shims and registration)
 from fastreid_val.deploy.export import DEFAULT_TOLERANCE, export_model
+from fastreid_val.engine.user_modules import add_import_argument, import_user_modules
 from fastreid_val.errors import ExportCheckError, UserInputError, one_line
 
 
@@ -27,9 +28,11 @@ def main(argv=None):
     p.add_argument("--num-images", type=int, default=32, help="images checked (evenly spread)")
     p.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                    help="largest |ONNX Runtime - PyTorch| allowed on L2-normalised features")
+    add_import_argument(p)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides, KEY VALUE ...")
     a = p.parse_args(argv)
     try:
+        import_user_modules(a.imports)
         output, check, proto = export_model(a.config_file, a.weights, a.output, a.images, a.num_images, a.opts,
                                             a.tolerance)
     except UserInputError as e:

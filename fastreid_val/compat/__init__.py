@@ -50,7 +50,8 @@ the whole process, and apply only where upstream cannot work at all (mostly: wit
 * S4 ``ReidEvaluator._compile_dependencies`` (``fastreid/evaluation/reid_evaluation.py:136``) runs
   ``make`` inside site-packages and ``sys.exit(1)`` when that fails. The compiled evaluator is built
   at install time (``tools/build_rank_cylib.py``); at run time we only check for it and warn once
-  when evaluation falls back to Python. Applies everywhere (``evaluation.py``).
+  when FastReID's own ``ReidEvaluator`` falls back to Python (``ViewpointReidEvaluator`` counts ranks in
+  torch and builds nothing). Applies everywhere (``evaluation.py``).
 * S5 ``build_dist(metric="jaccard")`` (``fastreid/utils/compute_dist.py:54``), called inside
   ``ReidEvaluator.evaluate``, hard-codes ``search_option=0``: ``features.cuda()`` (fails without
   CUDA) and faiss-GPU search through ``faiss.cast_integer_to_long_ptr``
@@ -66,6 +67,11 @@ the whole process, and apply only where upstream cannot work at all (mostly: wit
   DDP without ``device_ids`` (``engine.py``). On a machine with CUDA, ``tools/train_net.py`` launches
   within :func:`~fastreid_val.compat.engine.distributed_worker_for`, so a run whose ``MODEL.DEVICE``
   is not CUDA gets gloo there too.
+* S16 ``DefaultTrainer.__init__`` (``fastreid/engine/defaults.py:211``) passes DDP
+  ``broadcast_buffers=False``, deprecated since torch 2.13 with a ``FutureWarning`` on every distributed
+  run: the DDP of S6 passes it on as ``forward_sync_buffers=False`` (buffers not synchronised during
+  training, as upstream asks; at construction rank 0's equal buffers are broadcast once). Applies
+  everywhere (``engine.py``).
 * S12 ``BackgroundGenerator.run`` (``fastreid/data/data_utils.py:126``), the thread behind the CUDA
   ``DataLoaderX``, has no exception handling: when a loader worker fails (an unreadable image), the
   thread dies without queueing its end marker and the training loop waits in ``queue.get()``

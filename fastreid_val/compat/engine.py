@@ -1,4 +1,4 @@
-"""S6, S13: FastReID's engine (distributed launch, train iterator).
+"""S6, S13, S16: FastReID's engine (distributed launch and DDP arguments, train iterator).
 
 See :mod:`fastreid_val.compat`.
 """
@@ -31,11 +31,23 @@ def _distributed_worker_cpu(local_rank, main_func, world_size, num_procs_per_mac
 
 
 def _ddp(model, device_ids=None, **kwargs):
-    """S6: DDP that passes ``device_ids`` only for a model that lives on a GPU."""
+    """S6: DDP that passes ``device_ids`` only for a model that lives on a GPU.
+
+    S16: ``DefaultTrainer.__init__`` (``fastreid/engine/defaults.py:211``) asks for
+    ``broadcast_buffers=False``, which torch 2.13 deprecated (a ``FutureWarning`` on every distributed
+    run) for ``forward_sync_buffers``. FastReID's wish is translated: ``forward_sync_buffers=False``, so
+    BatchNorm statistics stay per process during training, as upstream meant. The one difference the
+    warning names: the new argument still broadcasts rank 0's buffers once, at construction, where
+    ``broadcast_buffers=False`` left them out. Here every rank builds the same model from the same
+    config and weights file (a resume loads its checkpoint after the wrap), so the buffers are equal
+    before that broadcast and stay so after it; no rank-local buffer exists to be lost.
+    """
     from torch.nn.parallel import DistributedDataParallel
 
     if next(model.parameters()).device.type != "cuda":
         device_ids = None
+    if "broadcast_buffers" in kwargs and "forward_sync_buffers" not in kwargs:
+        kwargs["forward_sync_buffers"] = kwargs.pop("broadcast_buffers")
     return DistributedDataParallel(model, device_ids=device_ids, **kwargs)
 
 

@@ -22,8 +22,9 @@ def _checked_compile_dependencies(self):
     global _rank_warning_done
     if not rank_cylib_available() and not _rank_warning_done:
         logger.warning(
-            "FastReID's compiled rank evaluator is not built; evaluation falls back to the "
-            "(much slower) Python implementation. Build it with `python tools/build_rank_cylib.py`."
+            "FastReID's compiled rank evaluator is not built; FastReID's own ReidEvaluator falls back to its "
+            "(much slower) Python implementation (ViewpointReidEvaluator does not use it). Build it with "
+            "`python tools/build_rank_cylib.py`."
         )
         _rank_warning_done = True
 

@@ -85,7 +85,8 @@ def load_dataset(cfg, name, **kwargs):
         cls = DATASET_REGISTRY.get(name)
     except KeyError:
         raise InvalidConfigError(f"no dataset {name!r} is registered (DATASETS.NAMES / DATASETS.TESTS); registered: "
-                                 f"{', '.join(sorted(DATASET_REGISTRY._obj_map))}") from None
+                                 f"{', '.join(sorted(DATASET_REGISTRY._obj_map))}; a dataset of your own is registered by its "
+                                 "module, given with --import (docs/GETTING_STARTED.md, \"Your own dataset\")") from None
     if issubclass(cls, ViewpointDataset):
         kwargs = {**cls.config_kwargs(cfg), **kwargs}
     return cls(root=datasets_root(), **kwargs)

@@ -8,7 +8,7 @@ import torch
 from ..data.common import read_user_image
 from ..errors import EmptyGalleryError, MissingFileError
 
-__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_images", "veri_identity"]
+__all__ = ["IMAGE_EXTENSIONS", "list_images", "read_images", "check_images", "veri_identity"]
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 _VERI_NAME = re.compile(r"^(\d+)_c(\d+)_")
@@ -67,6 +67,22 @@ def read_images(paths, transform):
             raise MissingFileError(f"image {path} does not exist")
         images.append(transform(read_user_image(path)))
     return torch.stack(images).float()
+
+
+def check_images(paths):
+    """Stop on the first of ``paths`` that is missing or whose header Pillow cannot read (or that is past
+    its decompression-bomb limit), before anything is written; an image damaged past its header stops
+    later, when it is embedded, with :func:`read_user_image`'s line."""
+    from PIL import Image
+
+    for path in paths:
+        if not os.path.isfile(path):
+            raise MissingFileError(f"image {path} does not exist")
+        try:
+            with Image.open(path) as image:
+                image.size
+        except (Image.DecompressionBombError, OSError, ValueError, SyntaxError):
+            read_user_image(path)  # raises its one line for this file
 
 
 def veri_identity(path):

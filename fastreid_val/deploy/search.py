@@ -1,32 +1,34 @@
-"""Query-the-gallery: index a gallery (only new or changed images are embedded), rank it for queries,
-and write the results as CSV and as a ranked-list picture."""
+"""Query-the-gallery: index a gallery into any search engine (:mod:`.backend`) in committed batches,
+rank it for queries under filters, and write the results as CSV and as a ranked-list picture."""
 import csv
 import io
 import logging
 import os
 from dataclasses import dataclass, field
-
-import numpy as np
+from datetime import datetime, timezone
 
 from ..atomic import atomic_write
-from .images import veri_identity
-from .index import GalleryIndex
+from ..errors import MetadataError
+from .backend import open_backend
+from .images import check_images, veri_identity
+from .metadata import Filter, gallery_metadata, name_metadata
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IndexUpdate", "Match", "update_index", "query_index", "write_csv", "draw_results"]
+__all__ = ["IndexUpdate", "Match", "QueryResult", "update_index", "query_index", "query_filter", "write_csv",
+           "draw_results"]
+
+COMMIT_EVERY = 256  # images embedded and committed per transaction
 
 
 @dataclass
 class IndexUpdate:
-    """What an indexing run did; ``written`` is False when the index on disk was already current."""
+    """What an indexing run did; ``written`` is False when the index was already current."""
     total: int
     new: int
     changed: int
     removed: int
-    kind: str
-    nlist: int = None
-    nprobe: int = None
+    factory: str
     written: bool = True
 
 
@@ -36,6 +38,8 @@ class Match:
     path: str
     distance: float
     identity: str = None
+    camera: str = None
+    timestamp: float = None
 
 
 @dataclass
@@ -50,55 +54,102 @@ def _stat(path):
     return {"path": path, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def update_index(embedder, paths, folder, approximate=False, rebuild=False, nlist=None, nprobe=None,
-                 batch_size=32, progress=False):
-    """Make the index in ``folder`` hold exactly ``paths`` (absolute image paths), embedded by ``embedder``.
+def update_index(embedder, paths, location, kind="auto", rebuild=False, metadata_file=None, nlist=None,
+                 batch_size=32, commit_every=COMMIT_EVERY, on_commit=None):
+    """Make the index at ``location`` hold exactly ``paths`` (absolute image paths) with their metadata.
 
-    Images already indexed with the same size and modification time keep their features; only new
-    or changed images are embedded. Images no longer listed are dropped. The index (exact, or IVF
-    when ``approximate``) is rebuilt from the features and written atomically. An index built by
-    another model is refused unless ``rebuild``.
+    New images, and images whose size or modification time changed, are embedded and committed
+    ``commit_every`` at a time (``on_commit(done, todo)`` after each commit: a kill loses no committed
+    batch, and the next run goes on from there). Images no longer listed, and the old rows of changed
+    ones, are deleted (tombstones; compacted by the engine). An image whose metadata changed keeps
+    its vector. An index built by another model is refused unless ``rebuild``.
     """
-    old, keep = None, {}
-    if not rebuild and GalleryIndex.exists(folder):
-        old = GalleryIndex.load(folder)
-        old.check_model(embedder.identity(), folder)
-        keep = {e["path"]: (row, e) for row, e in enumerate(old.entries)}
-    entries = [_stat(p) for p in dict.fromkeys(paths)]  # an image listed twice is indexed once
-    todo = [i for i, e in enumerate(entries) if e["path"] not in keep or keep[e["path"]][1] != e]
-    changed = sum(1 for i in todo if entries[i]["path"] in keep)
-    removed = len(set(keep) - {e["path"] for e in entries})
-    kind = "ivf" if approximate else "exact"
-    if old is not None and not todo and not removed and old.kind == kind and len(old.entries) == len(entries) \
-            and (not approximate or ((nlist in (None, old.nlist)) and (nprobe in (None, old.nprobe)))):
-        return IndexUpdate(len(entries), 0, 0, 0, kind, old.nlist, old.nprobe, written=False)
-    vectors = np.zeros((len(entries), embedder.dim), dtype=np.float32)
-    if old is not None and len(todo) < len(entries):
-        stored = old.vectors()
-        for i, e in enumerate(entries):
-            if e["path"] in keep:
-                vectors[i] = stored[keep[e["path"]][0]]
-    if todo:
-        vectors[todo] = embedder.embed([entries[i]["path"] for i in todo], batch_size, progress, desc="indexing")
-    index = GalleryIndex.build(vectors, entries, embedder.identity(), approximate, nlist, nprobe)
-    index.save(folder)
-    logger.info("index %s: %d images, %d embedded, %d removed (%s)", folder, len(entries), len(todo), removed, index.kind)
-    return IndexUpdate(len(entries), len(todo) - changed, changed, removed, index.kind, index.nlist, index.nprobe)
+    paths = list(dict.fromkeys(paths))  # an image listed twice is indexed once
+    metas = gallery_metadata(paths, metadata_file)  # bad metadata stops before anything is written
+    entries = [_stat(p) for p in paths]
+    location_is_new = "://" not in location and not os.path.isdir(location)
+    if rebuild or location_is_new:
+        check_images(paths)
+    with open_backend(location, writer=True, model=embedder.identity(), kind=kind, rebuild=rebuild,
+                      nlist=nlist) as backend:
+        live = backend.live()
+        listed = set(paths)
+        embed, reuse, drop, changed = [], [], [], 0
+        for e, m in zip(entries, metas):
+            old = live.get(e["path"])
+            if old is None:
+                embed.append((e, m))
+            elif (old["size"], old["mtime_ns"]) != (e["size"], e["mtime_ns"]):
+                embed.append((e, m))
+                drop.append(old["pos"])
+                changed += 1
+            elif (old["camera"], old["timestamp"], old["track"]) != (m.camera, m.timestamp, m.track):
+                reuse.append((e, m, old["pos"]))
+                drop.append(old["pos"])
+        gone = [r["pos"] for p, r in live.items() if p not in listed]
+        if not (rebuild or location_is_new):
+            check_images([e["path"] for e, _ in embed])
+        vectors = backend.vectors([pos for _, _, pos in reuse])  # before their rows are deleted
+        backend.delete(drop + gone)
+        if reuse:
+            backend.add([e for e, _, _ in reuse], [m for _, m, _ in reuse], vectors)
+        for start in range(0, len(embed), commit_every):
+            chunk = embed[start:start + commit_every]
+            feats = embedder.embed([e["path"] for e, _ in chunk], batch_size)
+            backend.add([e for e, _ in chunk], [m for _, m in chunk], feats)
+            if on_commit:
+                on_commit(start + len(chunk), len(embed))
+        wrote = backend.finish()
+        written = bool(embed or reuse or drop or gone or wrote)
+        logger.info("index %s: %d images, %d embedded, %d removed (%s)", location, len(paths), len(embed),
+                    len(gone), backend.factory)
+        return IndexUpdate(len(paths), len(embed) - changed, changed, len(gone), backend.factory, written)
 
 
-def query_index(embedder, folder, query_paths, top_k=10, nprobe=None, index=None, batch_size=32):
-    """Rank the gallery for each query: a list of :class:`QueryResult` with ``top_k`` matches each."""
-    index = index or GalleryIndex.load(folder)
-    index.check_model(embedder.identity(), folder)
-    feats = embedder.embed(query_paths, batch_size)
-    k = min(top_k, len(index.entries))
-    dist, rows = index.search(feats, k, nprobe)
-    results = []
-    for q, path in enumerate(query_paths):
-        matches = [Match(rank, index.entries[row]["path"], float(d), veri_identity(index.entries[row]["path"]))
-                   for rank, (d, row) in enumerate(zip(dist[q], rows[q]), start=1) if row >= 0]
-        results.append(QueryResult(path, veri_identity(path), matches))
-    return results
+def query_filter(query_path, exclude_same_camera=False, query_camera=None, cameras=None, since=None, until=None,
+                 known_cameras=None):
+    """The :class:`Filter` of one query. The query's camera comes from ``query_camera`` or its VeRi-style
+    name; ``cameras`` must all be in ``known_cameras`` (the index's) when that is given."""
+    exclude = None
+    if exclude_same_camera:
+        exclude = query_camera or name_metadata(query_path).camera
+        if exclude is None:
+            raise MetadataError(f"--exclude-same-camera: the camera of query {query_path} is unknown (its name is "
+                                "not VeRi-style, 0001_c001_...): give it with --query-camera")
+    if cameras is not None and known_cameras is not None:
+        unknown = sorted(set(cameras) - set(known_cameras))
+        if unknown:
+            shown = ", ".join(sorted(known_cameras)[:12]) + (" ..." if len(known_cameras) > 12 else "")
+            raise MetadataError(f"--cameras: unknown camera {', '.join(unknown)}; the index holds {shown or 'none'}")
+    if since is not None and until is not None and since > until:
+        raise MetadataError("--since is after --until: no image can pass")
+    return Filter(exclude, None if cameras is None else frozenset(cameras), since, until)
+
+
+def query_index(embedder, location, query_paths, top_k=10, backend=None, batch_size=32, **filters):
+    """Rank the gallery for each query under ``filters`` (see :func:`query_filter`): a list of
+    :class:`QueryResult` with up to ``top_k`` matches each."""
+    own = backend is None
+    backend = backend or open_backend(location)
+    try:
+        backend.check_model(embedder.identity())
+        known = backend.cameras()
+        flts = [query_filter(q, known_cameras=known, **filters) for q in query_paths]
+        feats = embedder.embed(query_paths, batch_size)
+        results = []
+        for q, (path, flt) in enumerate(zip(query_paths, flts)):
+            dist, rows = backend.search(feats[q:q + 1], top_k, flt)
+            matches = []
+            for rank, (d, pos) in enumerate(zip(dist[0], rows[0]), start=1):
+                if pos >= 0:
+                    row = backend.row(int(pos))
+                    matches.append(Match(rank, row["path"], float(d), veri_identity(row["path"]), row["camera"],
+                                         row["timestamp"]))
+            results.append(QueryResult(path, veri_identity(path), matches))
+        return results
+    finally:
+        if own:
+            backend.close()
 
 
 def is_match(query, match):
@@ -108,16 +159,22 @@ def is_match(query, match):
     return query.identity == match.identity
 
 
+def format_time(timestamp):
+    return "" if timestamp is None else datetime.fromtimestamp(timestamp, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 def write_csv(results, path):
-    """One row per (query, rank): query, rank, gallery image, cosine distance, identities, match."""
+    """One row per (query, rank): query, rank, gallery image, cosine distance, identities, match, the
+    gallery image's camera and time."""
     buf = io.StringIO()
     writer = csv.writer(buf)
-    writer.writerow(["query", "rank", "gallery", "distance", "query_identity", "gallery_identity", "match"])
+    writer.writerow(["query", "rank", "gallery", "distance", "query_identity", "gallery_identity", "match",
+                     "gallery_camera", "gallery_time"])
     for r in results:
         for m in r.matches:
             match = is_match(r, m)
             writer.writerow([r.path, m.rank, m.path, f"{m.distance:.6f}", r.identity or "", m.identity or "",
-                             "" if match is None else int(match)])
+                             "" if match is None else int(match), m.camera or "", format_time(m.timestamp)])
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     atomic_write(path, lambda f: f.write(buf.getvalue().encode()))
 

@@ -12,13 +12,20 @@ from fastreid.engine import default_argument_parser, launch
 from ..errors import UserInputError, one_line
 from ..compat.engine import distributed_worker_for
 from .launcher import build_config, main
+from .user_modules import add_import_argument, import_user_modules
 
-__all__ = ["cli"]
+__all__ = ["cli", "argument_parser"]
+
+
+def argument_parser():
+    """FastReID's ``default_argument_parser`` with ``--import MODULE`` (:mod:`.user_modules`)."""
+    return add_import_argument(default_argument_parser())
 
 
 def cli(argv=None):
-    args = default_argument_parser().parse_args(argv)
+    args = argument_parser().parse_args(argv)
     try:
+        import_user_modules(args.imports)  # before the config: it may name the user's dataset
         # the processes' backend (NCCL on GPUs, gloo otherwise) follows MODEL.DEVICE, not the machine
         with distributed_worker_for(build_config(args.config_file, args.opts).MODEL.DEVICE):
             launch(main, args.num_gpus, num_machines=args.num_machines, machine_rank=args.machine_rank,

@@ -19,6 +19,7 @@ from ..modeling.vit_weights import resolve_vit_weights
 from .environment import run_environment
 from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible, read_checkpoint_model
 from .trainer import ViewpointTrainer
+from .user_modules import import_user_modules
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def yaml_error_line(source, error):
 
 
 def setup(args):
+    import_user_modules(getattr(args, "imports", ()))  # again in each process --num-gpus spawns
     cfg = build_config(args.config_file, args.opts)
     if comm.is_main_process():
         check_output_dir(cfg.OUTPUT_DIR)

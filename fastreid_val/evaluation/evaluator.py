@@ -31,7 +31,7 @@ class ViewpointReidEvaluator(ReidEvaluator):
     names this test set's CMC in ``cmc.json``.
 
     Queries are evaluated ``chunk`` at a time on ``MODEL.DEVICE`` (:mod:`.chunked`; default: about
-    4 M distances a chunk on the CPU, half the free memory on CUDA), so memory is O(chunk x G) besides
+    16 M distances a chunk on the CPU, half the free memory on CUDA), so memory is O(chunk x G) besides
     the features, whatever the gallery size; the results are those of the whole distance matrix.
     """
 

@@ -9,11 +9,13 @@ logger = logging.getLogger(__name__)
 
 __all__ = ["rank_cylib_dir", "build_rank_cylib", "BUILD_FAILED"]
 
-# The last line of a failed build. `make install` shows it and goes on: FastReID's Python rank evaluator
-# still works (compat S4 warns once per process that it is in use).
+# The last line of a failed build. `make install` shows it and goes on: evaluation does not use the compiled
+# evaluator (ranks are counted in torch, evaluation/ranks.py); the tests and benchmarks that compare with
+# FastReID's evaluator then run its much slower Python version (compat S4 warns once per process).
 BUILD_FAILED = ("fastreid rank_cylib: build failed (it needs a C compiler and Python's headers); the installation "
-                "goes on and evaluation uses FastReID's much slower Python rank evaluator: install a compiler, "
-                "then run `python tools/build_rank_cylib.py`")
+                "goes on, and evaluation does not need it (ranks are counted in torch); the tests and benchmarks "
+                "that compare with FastReID's evaluator do: install a compiler, then run "
+                "`python tools/build_rank_cylib.py`")
 
 
 def rank_cylib_dir():

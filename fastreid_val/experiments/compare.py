@@ -75,11 +75,11 @@ def run_dir(out_root, config, seed):
 
 
 def run_config(config: str, out: str, seed: int, opts: Sequence[str] = (), reuse: bool = True,
-               name: str = "", verbose: bool = False) -> str:
+               name: str = "", verbose: bool = False, imports: Sequence[str] = ()) -> str:
     """Train and evaluate ``config`` with ``RUN.SEED seed`` into ``out``, unless ``reuse`` and finished there.
 
     The training shows as a progress bar named ``name`` (:mod:`.progress`); ``verbose`` shows FastReID's
-    console instead. Its full logs are in ``<out>/log.txt``.
+    console instead. Its full logs are in ``<out>/log.txt``. ``imports``: the user's modules (``--import``).
     """
     if reuse and os.path.exists(os.path.join(out, "results.json")):
         collect(out)  # an empty or cut-short results.json stops here, in one line
@@ -87,7 +87,8 @@ def run_config(config: str, out: str, seed: int, opts: Sequence[str] = (), reuse
         return out
     os.makedirs(out, exist_ok=True)
     progress_file = os.path.join(out, "progress.jsonl")
-    cmd = [sys.executable, "-m", "fastreid_val.engine.cli", "--config-file", config, *opts,
+    cmd = [sys.executable, "-m", "fastreid_val.engine.cli", *(w for m in imports for w in ("--import", m)),
+           "--config-file", config, *opts,
            "RUN.SEED", str(seed), "OUTPUT_DIR", out, "RUN.PROGRESS_FILE", progress_file]
     logger.debug("running %s", " ".join(cmd))
     code, _ = run_training(cmd, progress_file, name or os.path.basename(os.path.normpath(out)), verbose=verbose)
@@ -247,7 +248,7 @@ def group_finished(finished: Sequence[str]) -> Dict[str, List[str]]:
 
 
 def compare(configs: Sequence[str], seeds: int, out: str, opts: Sequence[str] = (), finished: Sequence[str] = (),
-            floors: bool = True, diagnostics: bool = True, verbose: bool = False):
+            floors: bool = True, diagnostics: bool = True, verbose: bool = False, imports: Sequence[str] = ()):
     """Run every config for seeds ``0..seeds-1`` (seed-major: an interrupted comparison has every method
     at the same number of seeds, and a rerun goes on where it stopped), add ``finished`` run folders,
     then write the tables and plots into ``out`` (and the :func:`diagnose` files of the runs).
@@ -263,7 +264,7 @@ def compare(configs: Sequence[str], seeds: int, out: str, opts: Sequence[str] = 
             k += 1
             logger.info("==> [%d/%d] %s, seed %d: %s -> %s", k, total, name, seed, config, folder)
             folders.setdefault(name, []).append(run_config(config, folder, seed, opts, name=f"{name} seed {seed}",
-                                                           verbose=verbose))
+                                                           verbose=verbose, imports=imports))
     runs = {name: [collect(f) for f in fs] for name, fs in folders.items()}
     for name, fs in group_finished(finished).items():
         if name in runs:

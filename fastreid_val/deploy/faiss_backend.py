@@ -1,0 +1,346 @@
+"""The FAISS engine: an index folder on this machine holding ``catalog.sqlite`` (rows: paths, metadata,
+vectors; :mod:`.catalog`), ``index-<id>.faiss`` (the FAISS index of those vectors, named in the catalog
+with its SHA-256) and ``writer.lock``.
+
+The kind of index (a FAISS ``index_factory`` string) and how a query is searched under a filter are
+:mod:`.faiss_kinds`'s. The rows' metadata is held in memory; a filter becomes an ``IDSelectorBitmap``
+that FAISS checks inside the search.
+
+Deleted rows are tombstones that the selector leaves out; past ``COMPACT_SHARE`` of the rows they
+are dropped and the FAISS index is rebuilt. One writer at a time (``writer.lock``, an advisory lock on
+the folder's real path that the system releases when the writer dies); readers need no lock.
+"""
+import fcntl
+import glob
+import hashlib
+import os
+import re
+import uuid
+
+import numpy as np
+
+from ..atomic import atomic_write
+from ..errors import IndexLockedError, IndexMismatchError, IndexNotFoundError, OutputDirError
+from .backend import SearchBackend
+from . import faiss_kinds
+from .catalog import CATALOG, Catalog, digest
+from .faiss_kinds import EF_SEARCH, build, default_nprobe, factory_for, new_index
+
+__all__ = ["FaissBackend"]
+
+COMPACT_SHARE = 0.25     # tombstones past this share of the rows are dropped
+LOCK, LEGACY = "writer.lock", "index.json"
+_FAISS_NAME = re.compile(r"index-[0-9a-f]{12}\.faiss")
+
+
+def _take_lock(folder, location):
+    lock = open(os.path.join(folder, LOCK), "a+")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        holder = lock.read().strip() or "another process"
+        lock.close()
+        raise IndexLockedError(f"index {location} is being written by another indexing run ({holder}): wait for it "
+                               "to finish, or give another --index") from None
+    lock.seek(0)
+    lock.truncate()
+    lock.write(f"process {os.getpid()}\n")
+    lock.flush()
+    return lock
+
+
+class FaissBackend(SearchBackend):
+
+    def __init__(self, location, folder, catalog, info, rows, lock=None):
+        self.location, self.folder, self.catalog, self.lock = location, folder, catalog, lock
+        self.info = info
+        self.model = {"fingerprint": info["fingerprint"], "dim": info["dim"], "model": info["model"]}
+        self.factory = info["factory"]
+        self.paths, self.sizes, self.mtimes = rows["path"], rows["size"], rows["mtime_ns"]
+        self.camera_names, self.times, self.tracks = rows["camera"], rows["timestamp"], rows["track"]
+        self.checksums = rows["checksum"]
+        self.deleted = np.array(rows["deleted"], dtype=bool)
+        self._codes = {}
+        self.cam = np.array([self._code(c) for c in self.camera_names], dtype=np.int64)
+        self.time = np.array([np.nan if t is None else t for t in self.times], dtype=np.float64)
+        self.index = self.flat = None
+        self.ef_search, self.nprobe = EF_SEARCH, None
+        self.kind, self.nlist, self._own_flat = "auto", None, False
+
+    def _code(self, camera):
+        return -1 if camera is None else self._codes.setdefault(camera, len(self._codes))
+
+    @property
+    def n(self):
+        return len(self.paths)
+
+    # Opening.
+
+    @classmethod
+    def open(cls, location, writer=False, model=None, kind="auto", rebuild=False, nlist=None, nprobe=None,
+             ef_search=None):
+        folder = os.path.realpath(location)
+        path = os.path.join(folder, CATALOG)
+        legacy = os.path.isfile(os.path.join(folder, LEGACY))
+        if legacy and not rebuild and not os.path.isfile(path):
+            raise IndexMismatchError(f"search index {location} was written by an earlier version ({LEGACY}, no "
+                                     f"metadata): index the gallery again with --rebuild")
+        if not writer:
+            if not os.path.isfile(path) or not os.path.getsize(path):
+                raise IndexNotFoundError(f"no search index in {location} ({CATALOG} missing): build it first with "
+                                         f"tools/search.py --gallery IMAGES --index {location}")
+            catalog = Catalog(folder)
+            try:
+                backend = cls._load(location, folder, catalog)
+            except BaseException:
+                catalog.close()  # the last connection closed: SQLite removes its -wal and -shm files
+                raise
+        else:
+            new_index(factory_for(kind, 0, nlist=nlist or 1), int(model["dim"]))  # a bad --kind stops before any write
+            try:
+                os.makedirs(folder, exist_ok=True)
+            except OSError as e:
+                raise OutputDirError(f"cannot create index folder {location} ({e.strerror})") from None
+            lock, catalog = _take_lock(folder, location), None
+            try:
+                if rebuild:  # a catalog SQLite cannot open at all is replaced
+                    try:
+                        Catalog(folder).close()
+                    except IndexMismatchError:
+                        for suffix in ("", "-wal", "-shm"):
+                            if os.path.exists(path + suffix):
+                                os.remove(path + suffix)
+                catalog = Catalog(folder, create=True)
+                if rebuild or not catalog.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    catalog.reset(model, "Flat")  # one transaction: a kill leaves the old rows or none
+                backend = cls._load(location, folder, catalog, lock)
+                backend.check_model(model)
+            except BaseException:
+                if catalog is not None:
+                    catalog.close()
+                lock.close()
+                raise
+            backend.kind, backend.nlist = kind, nlist
+        backend.nprobe = nprobe or backend.nprobe
+        backend.ef_search = ef_search or backend.ef_search
+        return backend
+
+    @classmethod
+    def _load(cls, location, folder, catalog, lock=None):
+        for attempt in range(3):  # a writer may replace the FAISS file between our snapshot and our read of it
+            try:
+                with catalog.snapshot():
+                    info = catalog.read_info()
+                    rows = catalog.read(info["dim"])
+                    index = cls._read_faiss(folder, info, rows["checksum"]) if info["faiss_file"] else None
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise IndexMismatchError(f"search index {location}: {info['faiss_file']} is missing: index the "
+                                             "gallery again with --rebuild") from None
+        backend = cls(location, folder, catalog, info, rows, lock)
+        vectors = rows["vectors"]
+        if index is None:
+            index = build(info["factory"], vectors)
+        elif index.ntotal < len(vectors):  # rows committed after the FAISS file was written
+            index.add(vectors[index.ntotal:])
+        backend._use(index, vectors)
+        stored = backend.stored_vectors(info["faiss_rows"])
+        if stored is not None and not np.array_equal(stored, vectors[:len(stored)]):
+            raise IndexMismatchError(f"search index file {os.path.join(folder, info['faiss_file'])} holds other "
+                                     f"vectors than the rows of {CATALOG}: index the gallery again with --rebuild")
+        return backend
+
+    @staticmethod
+    def _read_faiss(folder, info, checksums):
+        import faiss
+
+        name = info["faiss_file"]
+        path = os.path.join(folder, name)
+        refuse = lambda why: IndexMismatchError(  # noqa: E731
+            f"search index file {path} {why}: index the gallery again with --rebuild")
+        if not _FAISS_NAME.fullmatch(name):
+            raise refuse(f"is named {name!r} in {CATALOG}, not index-<id>.faiss")
+        with open(path, "rb") as f:
+            data = f.read()
+        if hashlib.sha256(data).hexdigest() != info["faiss_sha"]:
+            raise refuse(f"is not the file {CATALOG} names (its SHA-256 differs)")
+        if info["faiss_rows"] > len(checksums) or \
+                digest([info["faiss_sha"]] + checksums[:info["faiss_rows"]]) != info["faiss_digest"]:
+            raise refuse(f"was not built from the rows of {CATALOG} (their checksums differ)")
+        try:
+            index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        except RuntimeError as e:
+            raise refuse(f"cannot be read by FAISS ({str(e).splitlines()[0]})") from None
+        if index.ntotal != info["faiss_rows"] or index.d != info["dim"]:
+            raise refuse(f"holds {index.ntotal} vectors of {index.d}-d, {CATALOG} says {info['faiss_rows']} of "
+                         f"{info['dim']}-d")
+        return index
+
+    def _use(self, index, vectors):
+        """Serve ``index``; ``flat`` is an exact index over the same rows (the index itself, an HNSW
+        graph's storage, or a copy for other kinds)."""
+        import faiss
+
+        self._owner = index  # the wrapper that owns the C++ index: the downcast one below does not
+        self.index = faiss.downcast_index(index)
+        storage = getattr(self.index, "storage", None)
+        self._own_flat = False
+        if isinstance(self.index, faiss.IndexFlat):
+            self.flat = self.index
+        elif storage is not None and isinstance(faiss.downcast_index(storage), faiss.IndexFlat):
+            self.flat = faiss.downcast_index(storage)
+        else:
+            self.flat, self._own_flat = faiss.IndexFlatIP(vectors.shape[1]), True
+            self.flat.add(vectors)
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if ivf is not None:
+            self.nprobe = self.nprobe or default_nprobe(ivf.nlist)
+
+    def stored_vectors(self, rows):
+        """The first ``rows`` vectors as the FAISS index holds them (None where it keeps them compressed)."""
+        import faiss
+
+        if not rows:
+            return None
+        if not self._own_flat:
+            return faiss.rev_swig_ptr(self.flat.get_xb(), rows * self.model["dim"]).reshape(rows, -1)
+        ivf = faiss.try_extract_index_ivf(self.index)
+        if isinstance(ivf, faiss.IndexIVFFlat):
+            ivf.make_direct_map()
+            return ivf.reconstruct_n(0, rows)
+        return None
+
+    def all_vectors(self):
+        import faiss
+
+        return faiss.rev_swig_ptr(self.flat.get_xb(), self.n * self.model["dim"]).reshape(self.n, -1).copy()
+
+    # The interface.
+
+    def live(self):
+        return {self.paths[p]: {"pos": p, "size": self.sizes[p], "mtime_ns": self.mtimes[p],
+                                "camera": self.camera_names[p], "timestamp": self.times[p], "track": self.tracks[p]}
+                for p in np.flatnonzero(~self.deleted).tolist()}
+
+    def vectors(self, positions):
+        return np.stack([self.flat.reconstruct(int(p)) for p in positions]) if len(positions) else \
+            np.zeros((0, self.model["dim"]), np.float32)
+
+    def row(self, pos):
+        return {"path": self.paths[pos], "camera": self.camera_names[pos], "timestamp": self.times[pos],
+                "track": self.tracks[pos]}
+
+    def cameras(self):
+        return {c for c, d in zip(self.camera_names, self.deleted) if c is not None and not d}
+
+    def add(self, entries, metas, vectors):
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        checksums = self.catalog.add(self.n, entries, metas, vectors)  # committed: durable from here on
+        self.index.add(vectors)
+        if self._own_flat:
+            self.flat.add(vectors)
+        self.paths += [e["path"] for e in entries]
+        self.sizes += [e["size"] for e in entries]
+        self.mtimes += [e["mtime_ns"] for e in entries]
+        self.camera_names += [m.camera for m in metas]
+        self.times += [m.timestamp for m in metas]
+        self.tracks += [m.track for m in metas]
+        self.checksums += checksums
+        self.deleted = np.concatenate([self.deleted, np.zeros(len(entries), bool)])
+        self.cam = np.concatenate([self.cam, np.array([self._code(m.camera) for m in metas], dtype=np.int64)])
+        self.time = np.concatenate([self.time, [np.nan if m.timestamp is None else m.timestamp for m in metas]])
+
+    def delete(self, positions):
+        if len(positions):
+            self.catalog.delete(positions)
+            self.deleted[np.asarray(positions, dtype=np.int64)] = True
+
+    def finish(self):
+        """Compact past ``COMPACT_SHARE`` tombstones, build the kind asked for, write the FAISS file (True
+        when it was written)."""
+        compact = self.deleted.sum() > COMPACT_SHARE * self.n
+        if compact:
+            vectors = self.all_vectors()[~self.deleted]
+            self.catalog.compact()
+            keep = np.flatnonzero(~self.deleted).tolist()
+            for name in ("paths", "sizes", "mtimes", "camera_names", "times", "tracks", "checksums"):
+                setattr(self, name, [getattr(self, name)[p] for p in keep])
+            self.cam, self.time = self.cam[keep], self.time[keep]
+            self.deleted = np.zeros(len(keep), bool)
+            self.info.update(faiss_file="", faiss_rows=0)
+        target = factory_for(self.kind, int((~self.deleted).sum()), self.factory, self.nlist)
+        if compact or target != self.factory:
+            vectors = vectors if compact else self.all_vectors()
+            self.factory, self.nprobe = target, None
+            self._use(build(target, vectors), vectors)
+        elif self.info["faiss_file"] and self.info["faiss_rows"] == self.n:
+            return False  # the FAISS file on disk is current
+        self._write()
+        return True
+
+    def _write(self):
+        import faiss
+
+        data = faiss.serialize_index(self.index)
+        name = f"index-{uuid.uuid4().hex[:12]}.faiss"
+        atomic_write(os.path.join(self.folder, name), lambda f: f.write(memoryview(data)))
+        sha = hashlib.sha256(data).hexdigest()
+        values = dict(faiss_file=name, faiss_rows=self.index.ntotal, faiss_sha=sha,
+                      faiss_digest=digest([sha] + self.checksums[:self.index.ntotal]), factory=self.factory)
+        with self.catalog.transaction():
+            self.catalog.set_info(**values)
+        self.info.update(values)
+        for old in glob.glob(os.path.join(self.folder, "index-*.faiss")) + \
+                glob.glob(os.path.join(self.folder, "vectors-*.faiss")):
+            if os.path.basename(old) != name:
+                os.remove(old)
+        if os.path.isfile(os.path.join(self.folder, LEGACY)):
+            os.remove(os.path.join(self.folder, LEGACY))
+
+    def close(self):
+        self.catalog.close()
+        if self.lock is not None:
+            self.lock.close()
+            self.lock = None
+
+    # Search.
+
+    def mask(self, flt):
+        """Rows that pass ``flt`` (and are not deleted): bool [n]."""
+        keep = ~self.deleted
+        if flt.exclude_camera is not None and flt.exclude_camera in self._codes:
+            keep &= self.cam != self._codes[flt.exclude_camera]
+        if flt.cameras is not None:
+            keep &= np.isin(self.cam, [self._codes[c] for c in flt.cameras if c in self._codes])
+        if flt.since is not None:
+            keep &= self.time >= flt.since  # NaN (no time) compares False
+        if flt.until is not None:
+            keep &= self.time <= flt.until
+        return keep
+
+    def search(self, queries, k, flt):
+        import faiss
+
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        keep = self.mask(flt)
+        selected = int(keep.sum())
+        sims = np.full((len(queries), k), -np.inf, np.float32)
+        rows = np.full((len(queries), k), -1, np.int64)
+        if selected == 0 or len(queries) == 0:
+            return np.clip(1.0 - sims, 0.0, 2.0), rows
+        bitmap = None if selected == self.n else np.packbits(keep, bitorder="little")
+        sel = None if bitmap is None else faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
+        # Module attributes read at each call: the tests lower EXACT_BELOW to exercise the graph on a few rows.
+        params = None if self.index is self.flat or selected <= faiss_kinds.EXACT_BELOW else \
+            faiss_kinds.approximate_params(self.index, selected / self.n, k, sel, self.ef_search, self.nprobe)
+        if params is not None:
+            sims[:], rows[:] = self.index.search(queries, k, params=params)
+            short = np.flatnonzero((rows[:, :min(k, selected)] < 0).any(axis=1))
+        else:
+            short = np.arange(len(queries))
+        if len(short):  # exact over the rows that pass
+            params = faiss.SearchParameters(sel=sel) if sel is not None else None
+            sims[short], rows[short] = self.flat.search(queries[short], k, params=params)
+        return np.clip(1.0 - sims, 0.0, 2.0), rows

@@ -1,0 +1,93 @@
+"""The kinds of FAISS index, named by ``index_factory`` strings over the inner product of unit vectors
+(cosine): ``Flat`` (exact), ``HNSW32,Flat`` (a graph: the approximate default from ``EXACT_BELOW``
+images on), ``IVF<nlist>,Flat`` (inverted lists, ``--kind ivf``), or any factory string
+(``--kind "HNSW16,Flat"``); and how a query is searched, by how many rows its filter lets through:
+
+* the exact index, or a filter passing fewer than ``APPROX_MIN_SHARE`` of the rows or at most
+  ``EXACT_BELOW`` rows: exact search over the rows that pass (the flat vectors with the filter as an
+  ``IDSelectorBitmap``; an HNSW graph searched with a narrow selector loses recall, since most of its
+  paths lead through rows that do not pass);
+* otherwise the graph (``efSearch`` raised by ``FILTERED_EF`` / share) or the cells (``nprobe`` by 1 / share),
+  with the selector; a query for which it finds fewer than k rows is then searched exactly.
+"""
+import math
+
+from ..errors import IndexMismatchError
+
+__all__ = ["factory_for", "default_nlist", "default_nprobe", "new_index", "build", "approximate_params",
+           "EXACT_BELOW", "HNSW", "EF_SEARCH", "APPROX_MIN_SHARE"]
+
+EXACT_BELOW = 10_000     # auto: exact below this many images (a brute-force query over 10,000 x 1280 takes ~6 ms)
+HNSW = "HNSW32,Flat"     # M = 32 links per node
+# HNSW candidates per query (at least k). On benchmarks/search.py's 100,000 x 1280-d gallery (--ef-search):
+# recall@10 0.868 at 32 (its first run), 0.946 at 64, 0.972 at 96, 0.981 at 192.
+EF_SEARCH = 96
+# Under a filter, efSearch is raised by FILTERED_EF / share: the filtered top-10 reaches past the query's
+# identity, where a graph finds neighbours less surely. Excluding one camera of 20 at 100,000 x 1280-d:
+# recall@10 0.943 at efSearch 102 (96 / 0.95), 0.950 at 150, 0.958 at 200, 0.968 at 300.
+FILTERED_EF = 1.5
+APPROX_MIN_SHARE = 0.5   # a filter passing a smaller share of the rows: exact search over those rows
+MIN_POINTS_PER_CELL = 39  # FAISS's k-means warns below 39 training points per centroid
+
+
+def default_nlist(n):
+    """Cells of an IVF index of ``n`` vectors: 4·sqrt(n) (FAISS's guideline is 4 to 16·sqrt(n)), with
+    at least 39 vectors per cell to train k-means: 1,264 cells for 100,000 vectors."""
+    return max(1, min(int(4 * math.sqrt(n)), n // MIN_POINTS_PER_CELL))
+
+
+def default_nprobe(nlist):
+    """Cells visited per query: 1/8 of the cells (at least 8)."""
+    return min(nlist, max(8, nlist // 8))
+
+
+def factory_for(kind, n, current=None, nlist=None):
+    """The factory string an indexing run of ``n`` images builds for ``--kind`` (auto, exact, hnsw, ivf,
+    or a factory string). An IVF index keeps its cells unless ``nlist`` is given."""
+    if kind == "auto":
+        return "Flat" if n < EXACT_BELOW else HNSW
+    if kind == "exact":
+        return "Flat"
+    if kind == "hnsw":
+        return HNSW
+    if kind == "ivf":
+        if nlist is None and current and current.startswith("IVF"):
+            return current
+        return f"IVF{nlist or default_nlist(n)},Flat"
+    return kind
+
+
+def new_index(factory, dim):
+    import faiss
+
+    try:
+        return faiss.index_factory(dim, factory, faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as e:
+        raise IndexMismatchError(f"--kind {factory!r} is not a FAISS index_factory string this FAISS builds "
+                                 f"({str(e).strip().splitlines()[-1]}): use auto, exact, hnsw, ivf or e.g. "
+                                 "HNSW32,Flat") from None
+
+
+def build(factory, vectors):
+    """An index of ``factory`` over ``vectors`` [n, d] (trained on them where it needs training)."""
+    index = new_index(factory, vectors.shape[1])
+    if not index.is_trained:
+        index.train(vectors)
+    index.add(vectors)
+    return index
+
+
+def approximate_params(index, share, k, sel, ef_search, nprobe):
+    """Search parameters of the approximate ``index`` for a filter passing ``share`` of its rows, or None
+    where the rows that pass are better searched exactly."""
+    import faiss
+
+    if share < APPROX_MIN_SHARE:
+        return None
+    if isinstance(index, faiss.IndexHNSW):
+        factor = 1.0 if sel is None else FILTERED_EF / share
+        return faiss.SearchParametersHNSW(efSearch=int(math.ceil(max(ef_search, k) * factor)), sel=sel)
+    ivf = faiss.try_extract_index_ivf(index)
+    if ivf is not None:
+        return faiss.SearchParametersIVF(nprobe=min(ivf.nlist, int(math.ceil(nprobe / share))), sel=sel)
+    return faiss.SearchParameters(sel=sel)
