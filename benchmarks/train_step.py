@@ -1,6 +1,15 @@
 #!/usr/bin/env python
-"""One training iteration with a real backbone (ResNet-18, 128x128, batch 32, C=576): VAL vs the
-stock-head baseline (goal: ratio <= 1.05), and inference of both (same embedding path)."""
+"""One training iteration with a real backbone, VAL vs the stock-head baseline of the same recipe
+(goal: ratio <= 1.05), and inference of both (same embedding path), measured side by side:
+
+* ResNet-18, 128x128, batch 32, C=576 (the SynthVeRi recipes' heads);
+* the ViT recipes (configs/VeRi/bagtricks_vit.yml and its VAL twin: CE + triplet vs VAL + triplet, camera
+  x view SIE fed) at FastReID's small depth (8 blocks of 768), 64x64, batch 32, C=576 (VeRi-776's identities).
+
+    python benchmarks/train_step.py [--case resnet18|vit]
+"""
+import argparse
+
 import torch
 
 import fastreid_val  # noqa: F401
@@ -9,26 +18,35 @@ from fastreid.utils.events import EventStorage
 from fastreid_val.engine import build_config
 from fastreid_val.experiments.timing import device_name, interleaved, machine
 
-COMMON = ["MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512", "MODEL.BACKBONE.PRETRAIN", "False",
-          "MODEL.HEADS.NUM_CLASSES", "576", "INPUT.SIZE_TRAIN", "[128, 128]"]
+RESNET18 = ["MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512",
+            "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.NUM_CLASSES", "576", "INPUT.SIZE_TRAIN", "[128, 128]"]
+VIT_SMALL = ["MODEL.BACKBONE.DEPTH", "small", "MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.NUM_CLASSES", "576",
+             "INPUT.SIZE_TRAIN", "[64, 64]", "INPUT.SIZE_TEST", "[64, 64]"]
+CASES = {
+    "resnet18": ("ResNet-18, 128x128", 128, RESNET18, "configs/SynthVeRi/softmax_mnv2.yml", "configs/SynthVeRi/val_mnv2.yml"),
+    "vit": ("ViT small depth (8 x 768), 64x64, SIE 20 cameras x 2 views", 64, VIT_SMALL, "configs/VeRi/bagtricks_vit.yml",
+            "configs/VeRi/bagtricks_vit_val.yml"),
+}
 
 
-def build(config):
-    cfg = build_config(config, COMMON)
+def build(config, opts):
+    cfg = build_config(config, opts)
     model = build_model(cfg)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
     return model, opt
 
 
-def main():
+def measure(case, n=32):
+    title, size, opts, stock_config, val_config = CASES[case]
     torch.manual_seed(0)
-    val, val_opt = build("configs/SynthVeRi/val_mnv2.yml")
-    base, base_opt = build("configs/SynthVeRi/softmax_mnv2.yml")
+    val, val_opt = build(val_config, opts)
+    base, base_opt = build(stock_config, opts)
     device = val.device
-    n = 32
-    images = torch.rand(n, 3, 128, 128, device=device) * 255
-    batch = {"targets": torch.randint(0, 576, (n,), device=device),
-             "viewpoints": torch.randint(0, 2, (n,), device=device)}
+    images = torch.rand(n, 3, size, size, device=device) * 255
+    # the ViT recipes' triplet loss needs positives: 4 images an identity, as their sampler gives
+    targets = torch.arange(n, device=device) // 4 if case == "vit" else torch.randint(0, 576, (n,), device=device)
+    batch = {"targets": targets,
+             "viewpoints": torch.randint(0, 2, (n,), device=device), "camids": torch.randint(0, 20, (n,), device=device)}
 
     def step(model, opt):
         def run():
@@ -43,18 +61,25 @@ def main():
         def run():
             model.eval()
             with torch.no_grad():
-                model({"images": images.clone()})
+                model({"images": images.clone(), "camids": batch["camids"]})
         return run
 
     with EventStorage(0):
         train = interleaved({"baseline (EmbeddingHead + CE)": step(base, base_opt),
                              "VAL (IdentityViewpointHead)": step(val, val_opt)}, rounds=7)
     test = interleaved({"baseline inference": infer(base), "VAL inference": infer(val)}, rounds=7)
-    print(f"one training iteration, ResNet-18, 128x128, batch {n}, C=576, V=2; machine: {machine()}")
+    print(f"one training iteration, {title}, batch {n}, C=576, V=2; machine: {machine()}")
     for name, sec in {**train, **test}.items():
         print(f"  {name:34s} {sec * 1e3:9.1f} ms on {device_name(device)}")
     print(f"training ratio VAL / baseline: {train['VAL (IdentityViewpointHead)'] / train['baseline (EmbeddingHead + CE)']:.3f} (goal <= 1.05)")
     print(f"inference ratio VAL / baseline: {test['VAL inference'] / test['baseline inference']:.3f}")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--case", choices=sorted(CASES), action="append", help="default: every case")
+    for case in p.parse_args().case or list(CASES):
+        measure(case)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,14 @@ def add_val_config(cfg):
     # Reduction of L_R over identities: "sum" (Eq. 5 as written) or "mean".
     _C.MODEL.VAL.REUNION_REDUCTION = "sum"
 
+    # Side information embedding of the ViT (build_sie_vit_backbone; TransReID's SIE, weight λ is
+    # FastReID's MODEL.BACKBONE.SIE_COE). Cameras of the dataset, ids 0..CAMERAS-1 (0: SIE off).
+    _C.MODEL.SIE = CN()
+    _C.MODEL.SIE.CAMERAS = 0
+    # Viewpoints of TransReID's camera x view embedding (0: camera only); the training set's viewpoint
+    # labels, so it equals MODEL.VAL.NUM_VIEWPOINTS (test sets are read with 2, front and rear).
+    _C.MODEL.SIE.VIEWS = 0
+
     add_viewpoint_data_config(cfg)
     add_split_config(cfg)
     add_synthveri_config(cfg)
@@ -69,7 +77,7 @@ def resolve_device(cfg):
 # Backbones that find their ImageNet weights in an installed package (fastreid_val.modeling.pretrained),
 # and those whose weights FastReID downloads (fastreid_val.modeling.imagenet: cache, download, strict check).
 PACKAGED_PRETRAIN_BACKBONES = ("build_mobilenetv2_imagenet_backbone",)
-DOWNLOADED_PRETRAIN_BACKBONES = ("build_resnet_backbone",)
+DOWNLOADED_PRETRAIN_BACKBONES = ("build_resnet_backbone", "build_sie_vit_backbone")
 
 
 def resolve_pretrain(cfg):
@@ -122,6 +130,7 @@ def validate_val_config(cfg):
             f"so it would ignore MODEL.HEADS.CLS_LAYER {h.CLS_LAYER!r}, SCALE {h.SCALE} and MARGIN {h.MARGIN}: set "
             "them to Linear, 1 and 0 (what VAL replaces in the recipe), or use the stock EmbeddingHead.")
     check_mgn_stripes(cfg)
+    check_vit(cfg)
     if cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION not in ("error", "unknown"):
         raise InvalidConfigError("DATASETS.VIEWPOINT.MISSING_ANNOTATION must be 'error' or 'unknown', "
                          f"got {cfg.DATASETS.VIEWPOINT.MISSING_ANNOTATION!r}.")
@@ -163,6 +172,46 @@ def check_schedule(cfg, iters_per_epoch=None):
             f"{s.WARMUP_ITERS}, {warmup_epochs} epoch(s) of {iters_per_epoch} iterations) or SOLVER.DELAY_EPOCHS "
             f"{s.DELAY_EPOCHS} takes them all: raise MAX_EPOCH to at least "
             f"{max(warmup_epochs, s.DELAY_EPOCHS) + 1}, or lower WARMUP_ITERS / DELAY_EPOCHS.")
+
+
+def check_vit(cfg):
+    """The ViT's settings that cannot work, refused before any model is built: its position embedding is
+    sized for one input grid, its depths are FastReID's two, SIE's table is cameras x views."""
+    b, s = cfg.MODEL.BACKBONE, cfg.MODEL.SIE
+    if b.NAME not in ("build_vit_backbone", "build_sie_vit_backbone"):
+        return
+    if list(cfg.INPUT.SIZE_TEST) != list(cfg.INPUT.SIZE_TRAIN):
+        raise InvalidConfigError(f"INPUT.SIZE_TEST {list(cfg.INPUT.SIZE_TEST)} differs from INPUT.SIZE_TRAIN "
+                                 f"{list(cfg.INPUT.SIZE_TRAIN)}: the ViT's position embedding is sized for one input "
+                                 "grid; give both the same size")
+    if b.DEPTH not in ("small", "base"):
+        raise InvalidConfigError(f"MODEL.BACKBONE.DEPTH {b.DEPTH!r}: FastReID's ViT has the depths small (8 blocks) "
+                                 "and base (12 blocks, ViT-B/16) only")
+    if b.NAME == "build_vit_backbone" and s.CAMERAS:
+        raise InvalidConfigError("MODEL.SIE.CAMERAS is set but FastReID's build_vit_backbone never builds SIE: use "
+                                 "MODEL.BACKBONE.NAME build_sie_vit_backbone")
+    if s.CAMERAS < 0 or s.VIEWS < 0 or (s.VIEWS and not s.CAMERAS):
+        raise InvalidConfigError(f"MODEL.SIE.CAMERAS {s.CAMERAS} and VIEWS {s.VIEWS}: counts >= 0, and VIEWS needs "
+                                 "CAMERAS (TransReID's camera x view embedding)")
+    if s.VIEWS and s.VIEWS != cfg.MODEL.VAL.NUM_VIEWPOINTS:
+        raise InvalidConfigError(f"MODEL.SIE.VIEWS {s.VIEWS} must equal MODEL.VAL.NUM_VIEWPOINTS "
+                                 f"{cfg.MODEL.VAL.NUM_VIEWPOINTS}, the viewpoint labels the batches carry")
+    if s.CAMERAS and cfg.MODEL.META_ARCHITECTURE not in ("SIEBaseline", "ViewpointBaseline"):
+        raise InvalidConfigError(f"MODEL.SIE.CAMERAS is set but {cfg.MODEL.META_ARCHITECTURE} does not pass camera "
+                                 "ids to the backbone: use SIEBaseline (stock losses) or ViewpointBaseline (VAL)")
+
+
+def check_cameras(cfg, camids, where):
+    """Refuse camera ids outside ``0..MODEL.SIE.CAMERAS-1`` (they would index past the SIE table), naming
+    the largest and ``where`` they come from (a dataset's training or test set)."""
+    cameras = cfg.MODEL.SIE.CAMERAS
+    if not cameras or cfg.MODEL.BACKBONE.NAME != "build_sie_vit_backbone":
+        return
+    bad = [c for c in camids if c is not None and not 0 <= c < cameras]
+    if bad:
+        raise InvalidConfigError(f"{where} has camera ids up to {max(bad)} (and {min(bad)}) but MODEL.SIE.CAMERAS "
+                                 f"is {cameras}, ids 0..{cameras - 1}: raise MODEL.SIE.CAMERAS to the dataset's "
+                                 "camera count, or 0 to turn SIE off")
 
 
 def _stripes(rows, parts):

@@ -43,7 +43,19 @@ def tiny_opts(config, input_size=48):
             "SOLVER.BASE_LR", str(cfg.SOLVER.BASE_LR / 100), "RUN.SEED", "0"]
     if "SynthVeRi" in cfg.DATASETS.NAMES:
         opts += TINY_OPTS
+    if cfg.MODEL.BACKBONE.NAME == "build_sie_vit_backbone":
+        opts += VIT_TINY_OPTS
+        if "SynthVeRi" in cfg.DATASETS.NAMES:  # half the images of TINY_OPTS: a ViT step costs in proportion to its images
+            opts += ["DATASETS.SYNTHVERI.IMAGES_PER_ID", "4", "SOLVER.IMS_PER_BATCH", "32"]
     return opts
+
+
+# The ViT recipes at FastReID's small depth on one 16x16 patch (2 tokens: a step's cost is per token), one
+# epoch without warm-up (checkpointed once), from scratch: the ImageNet ViT file's path (cache, download,
+# strict load) is tested in tests/test_vit.py.
+VIT_TINY_OPTS = ["MODEL.BACKBONE.DEPTH", "small", "INPUT.SIZE_TRAIN", "[16, 16]", "INPUT.SIZE_TEST", "[16, 16]",
+                 "SOLVER.MAX_EPOCH", "1", "SOLVER.WARMUP_ITERS", "0", "TEST.EVAL_PERIOD", "1",
+                 "MODEL.BACKBONE.PRETRAIN", "False"]
 
 
 @pytest.fixture(scope="module")
@@ -146,3 +158,15 @@ def yaml_value(path, key):
 
     cfg = yaml.safe_load(open(path))
     return cfg["MODEL"]["BACKBONE"][key]
+
+
+def test_vit_resume_and_eval_only(user_env, tmp_path):
+    """A ViT recipe (VAL twin, camera x view SIE) resumes from its checkpoint and evaluates --eval-only
+    from it to the same metrics; in one process (the kill/resume/export tier above runs the ResNet families)."""
+    config = "configs/VeRi/bagtricks_vit_val.yml"
+    out = tmp_path / "run"
+    _run(config, out)  # one epoch, checkpointed
+    resumed = _run(config, out, "SOLVER.MAX_EPOCH", "2", resume=True)
+    assert "Starting training from epoch 1\n" in (out / "log.txt").read_text()
+    again = _run(config, tmp_path / "eval", "MODEL.WEIGHTS", str(out / "model_final.pth"), eval_only=True)
+    assert again["mAP"] == pytest.approx(resumed["mAP"], abs=1e-4) and "xview-mAP" in again

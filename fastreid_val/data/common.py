@@ -7,7 +7,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import UnreadableImageError
 
-__all__ = ["ViewpointCommDataset", "item_viewpoint", "read_user_image"]
+__all__ = ["ViewpointCommDataset", "camera_number", "item_viewpoint", "read_user_image"]
 
 
 def read_user_image(path, mode="RGB"):
@@ -30,6 +30,15 @@ def item_viewpoint(item) -> int:
     return item[3] if len(item) > 3 else -1
 
 
+def camera_number(camid):
+    """The dataset's own number of a camera: a test item's ``camid`` as it is, a training item's
+    ``"<dataset>_<camid>"`` (FastReID's naming) read back to its number; another name: None."""
+    if isinstance(camid, int):
+        return camid
+    _, _, number = str(camid).rpartition("_")
+    return int(number) if number.lstrip("-").isdigit() else None
+
+
 class ViewpointCommDataset(CommDataset):
     """Returns ``viewpoints`` beside ``images``, ``targets``, ``camids``, ``img_paths``.
 
@@ -39,10 +48,17 @@ class ViewpointCommDataset(CommDataset):
         flip_prob: probability of a horizontal flip applied here, before ``transform``, so that the
             viewpoint label flips with the image (``flip_map``).
         flip_map: permutation of viewpoint labels under a flip.
+
+    Training ``camids`` are the dataset's own camera numbers (:func:`camera_number`), as at test time, not
+    FastReID's relabelling (``cam_dict``: the rank of ``"<dataset>_<camid>"`` among sorted strings, where
+    camera 10 comes before camera 2), so that a camera's side information embedding (SIE) is the same
+    vector in training and evaluation. Names that carry no number keep FastReID's relabelling.
     """
 
     def __init__(self, img_items, transform=None, relabel=True, flip_prob=0.0, flip_map=None):
         super().__init__(img_items, transform, relabel)
+        if relabel and all(camera_number(c) is not None for c in self.cams):
+            self.cam_dict = {c: camera_number(c) for c in self.cams}
         if flip_prob > 0 and flip_map is None:
             raise ValueError("random flip needs a viewpoint flip map (flip_map)")
         self.flip_prob = flip_prob

@@ -8,6 +8,7 @@ Shape legend: N images, d embedding dimension.
 """
 import json
 import os
+import re
 
 import numpy as np
 import torch
@@ -15,9 +16,21 @@ from tqdm import tqdm
 
 from ..errors import MissingFileError, ModelFileError
 from .images import read_images
-from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing
+from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing, takes_camera
 
-__all__ = ["Embedder", "TorchEmbedder", "OnnxEmbedder", "open_embedder"]
+__all__ = ["Embedder", "TorchEmbedder", "OnnxEmbedder", "open_embedder", "camera_of", "UNKNOWN_CAMERA"]
+
+# The camera of an image that search cannot tell: -1, which a model with camera side information (SIE)
+# embeds with the mean of its cameras' vectors (the expected side information, not one camera's).
+UNKNOWN_CAMERA = -1
+_VERI_NAME = re.compile(r"^\d+_c(\d{3})_")  # VeRi-776's "<vid>_c<camera 1-20>_<frame>_<n>.jpg"
+
+
+def camera_of(path):
+    """The camera id a model with SIE was trained with, read from a VeRi-776 file name (``c001`` is 0);
+    :data:`UNKNOWN_CAMERA` for any other name (a user's photo, VERI-Wild's and VehicleID's numbers)."""
+    match = _VERI_NAME.match(os.path.basename(str(path)))
+    return int(match.group(1)) - 1 if match else UNKNOWN_CAMERA
 
 
 class Embedder:
@@ -26,17 +39,23 @@ class Embedder:
 
     prep, dim, fingerprint, description = None, None, None, None
 
-    def embed(self, paths, batch_size=32, progress=False, desc="embedding"):
+    def embed(self, paths, batch_size=32, progress=False, desc="embedding", camids=None):
+        """``camids``: each image's camera (the dataset's number; -1 unknown) for a model with camera side
+        information (SIE); None: read from the file names where they are VeRi-776's, unknown (-1) elsewhere
+        (:func:`camera_of`), which such a model embeds with the mean of its cameras' vectors. Models
+        without SIE ignore them."""
         transform = image_transform(self.prep)
         out = np.zeros((len(paths), self.dim), dtype=np.float32)
+        cams = np.asarray([camera_of(p) for p in paths] if camids is None else camids, dtype=np.int64)
         with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, dynamic_ncols=True) as bar:
             for start in range(0, len(paths), batch_size):
                 chunk = paths[start:start + batch_size]
-                out[start:start + len(chunk)] = self._forward(read_images(chunk, transform))
+                out[start:start + len(chunk)] = self._forward(read_images(chunk, transform),
+                                                              cams[start:start + len(chunk)])
                 bar.update(len(chunk))
         return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
 
-    def _forward(self, images):
+    def _forward(self, images, camids=None):
         raise NotImplementedError
 
     def identity(self):
@@ -56,8 +75,11 @@ class TorchEmbedder(Embedder):
         self.dim = int(self._forward(torch.zeros(1, 3, *input_shape(self.prep))).shape[1])
 
     @torch.no_grad()
-    def _forward(self, images):
-        return self.model(images.to(self.device)).float().cpu().numpy()
+    def _forward(self, images, camids=None):
+        images = images.to(self.device)
+        if camids is not None and takes_camera(self.model):
+            images = {"images": images, "camids": torch.as_tensor(camids, device=self.device)}
+        return self.model(images).float().cpu().numpy()
 
 
 class OnnxEmbedder(Embedder):
@@ -80,9 +102,13 @@ class OnnxEmbedder(Embedder):
         self.fingerprint = meta["fingerprint"]
         self.description = f"{path} (exported from {meta.get('source_weights', '?')})"
         self.input_name = self.session.get_inputs()[0].name
+        self.takes_camera = any(i.name == "camids" for i in self.session.get_inputs())
 
-    def _forward(self, images):
-        return self.session.run(None, {self.input_name: images.numpy()})[0]
+    def _forward(self, images, camids=None):
+        feeds = {self.input_name: images.numpy()}
+        if self.takes_camera:
+            feeds["camids"] = np.full(len(images), -1, np.int64) if camids is None else np.asarray(camids, np.int64)
+        return self.session.run(None, feeds)[0]
 
 
 def _checked_metadata(path, meta):

@@ -20,7 +20,7 @@ from ..atomic import atomic_write
 from ..engine.checkpoint import read_checkpoint_model
 from ..errors import ExportCheckError, MissingFileError, UserInputError
 from .images import list_images, read_images
-from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing
+from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing, takes_camera
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +35,8 @@ STANDARD_DOMAINS = ("", "ai.onnx")
 
 
 class EmbeddingGraph(nn.Module):
-    """What is exported: ``images`` [N, 3, H, W] (RGB, 0..255) -> the model's embedding [N, d].
+    """What is exported: ``images`` [N, 3, H, W] (RGB, 0..255) [and ``camids`` [N] when the model has
+    SIE] -> the model's embedding [N, d].
 
     FastReID's ``preprocess_image`` normalises its input in place; it gets a copy, so the graph's
     input is never written to.
@@ -45,8 +46,10 @@ class EmbeddingGraph(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images):
-        return self.model(images.clone())
+    def forward(self, images, camids=None):
+        if camids is None:
+            return self.model(images.clone())
+        return self.model({"images": images.clone(), "camids": camids})
 
 
 def to_onnx(model, prep, opset=20):
@@ -56,9 +59,12 @@ def to_onnx(model, prep, opset=20):
     # Batch 2: an example batch of 1 would let the exporter specialise the batch axis to 1.
     example = torch.rand(2, 3, h, w, generator=torch.Generator().manual_seed(0)) * 255
     batch = torch.export.Dim("batch", min=1)
-    program = torch.onnx.export(EmbeddingGraph(model).eval(), (example,), dynamo=True, opset_version=opset,
-                                input_names=["images"], output_names=["embedding"],
-                                dynamic_shapes={"images": {0: batch}}, external_data=False, verbose=False)
+    args, names, shapes = (example,), ["images"], {"images": {0: batch}}
+    if takes_camera(model):
+        args, names, shapes = (example, torch.tensor([0, -1])), names + ["camids"], {**shapes, "camids": {0: batch}}
+    program = torch.onnx.export(EmbeddingGraph(model).eval(), args, dynamo=True, opset_version=opset,
+                                input_names=names, output_names=["embedding"],
+                                dynamic_shapes=shapes, external_data=False, verbose=False)
     proto = program.model_proto
     check_standard_operators(proto)
     return proto
@@ -106,7 +112,8 @@ def describe(prep, dim):
 
 def compare_with_pytorch(model, onnx_bytes, images, max_batch=16):
     """Features of ONNX Runtime vs PyTorch on ``images`` [N, 3, H, W] (0..255), in batches of 1
-    and up to ``max_batch`` (the dynamic batch axis is exercised).
+    and up to ``max_batch`` (the dynamic batch axis is exercised). A model with SIE gets camera ids too:
+    image i camera ``i mod (cameras + 1) - 1``, so the unknown camera (-1) and known ones are compared.
 
     Returns {"max_abs_diff": on L2-normalised features, "max_abs_diff_raw", "images", "batch_sizes"}.
     """
@@ -115,14 +122,20 @@ def compare_with_pytorch(model, onnx_bytes, images, max_batch=16):
     session = ort.InferenceSession(onnx_bytes, providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     model = model.cpu().eval()
+    graph = EmbeddingGraph(model)
+    camids = torch.arange(len(images)) % (model.backbone.cameras + 1) - 1 if takes_camera(model) else None
     sizes = [1] + [min(max_batch, len(images) - i) for i in range(1, len(images), max_batch)]
     ours, theirs, start = [], [], 0
     with torch.no_grad():
         for size in sizes:
             batch = images[start:start + size].float()
+            feeds = {name: batch.numpy()}
+            cams = None if camids is None else camids[start:start + size]
+            if cams is not None:
+                feeds["camids"] = cams.numpy()
             start += size
-            ours.append(model(batch.clone()).float().numpy())
-            theirs.append(session.run(None, {name: batch.numpy()})[0])
+            ours.append(graph(batch, cams).float().numpy())
+            theirs.append(session.run(None, feeds)[0])
     ours, theirs = np.concatenate(ours), np.concatenate(theirs)
     if ours.shape != theirs.shape:
         raise ExportCheckError(f"ONNX Runtime returns features of shape {theirs.shape}, PyTorch {ours.shape}")

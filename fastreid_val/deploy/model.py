@@ -19,8 +19,10 @@ from fastreid.modeling import build_model
 from ..engine.checkpoint import check_checkpoint_covers_model, read_checkpoint_model
 from ..engine.launcher import num_classes_from_checkpoint, build_config
 from ..errors import InvalidConfigError, MissingFileError
+from ..modeling.vit import SideInformationViT
 
-__all__ = ["inference_config", "load_model", "preprocessing", "input_shape", "image_transform", "fingerprint"]
+__all__ = ["inference_config", "load_model", "preprocessing", "input_shape", "image_transform", "fingerprint",
+           "takes_camera"]
 
 # Config keys that change the embedding of given weights (besides the weights themselves).
 _ESSENTIAL = ("MODEL.META_ARCHITECTURE", "MODEL.BACKBONE.NAME", "MODEL.BACKBONE.DEPTH", "MODEL.HEADS.NAME",
@@ -58,6 +60,13 @@ def load_model(cfg, state=None, config_file=""):
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     model.load_state_dict({k: torch.as_tensor(v).to(own[k].dtype) for k, v in state.items()})
     return model.eval()
+
+
+def takes_camera(model):
+    """Whether ``model``'s backbone has a camera side information embedding (SIE): the model and its export take
+    ``camids`` int64 [N] as a second input (-1: camera unknown, the mean of the cameras' vectors)."""
+    backbone = getattr(model, "backbone", None)
+    return isinstance(backbone, SideInformationViT) and backbone.cameras > 0
 
 
 def preprocessing(cfg):

@@ -15,6 +15,7 @@ from ..atomic import write_json
 from ..config import add_val_config, check_schedule, resolve_device, resolve_pretrain, validate_val_config
 from ..errors import ConfigError, MissingFileError, OutputDirError, UserInputError
 from ..modeling.imagenet import resolve_imagenet_weights
+from ..modeling.vit_weights import resolve_vit_weights
 from .environment import run_environment
 from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible, read_checkpoint_model
 from .trainer import ViewpointTrainer
@@ -95,6 +96,7 @@ def setup(args):
         check_schedule(cfg)  # what the config alone decides; the trainer checks the rest (iterations an epoch)
         resolve_pretrain(cfg)
         resolve_imagenet_weights(cfg)  # before any other work: found, downloaded or refused in one line
+        resolve_vit_weights(cfg)
     cfg.freeze()
     default_setup(cfg, args)
     if cfg.RUN.SEED >= 0:

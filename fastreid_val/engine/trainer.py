@@ -25,7 +25,8 @@ from fastreid.utils import comm
 
 from ..atomic import write_json
 from ..compat.engine import restart_train_iterator
-from ..config import check_schedule
+from ..config import check_cameras, check_schedule
+from ..data.common import camera_number
 from ..data.build import ResumableSampler, build_viewpoint_test_loader, build_viewpoint_train_loader
 from ..evaluation import ViewpointReidEvaluator
 from ..evaluation.splits import evaluate_further_splits
@@ -50,11 +51,17 @@ class ViewpointTrainer(DefaultTrainer):
     @classmethod
     def build_train_loader(cls, cfg):
         logger.info("Prepare training set")
-        return build_viewpoint_train_loader(cfg)
+        loader = build_viewpoint_train_loader(cfg)
+        dataset = loader.dataset if hasattr(loader, "dataset") else None
+        if dataset is not None and hasattr(dataset, "cam_dict"):
+            check_cameras(cfg, set(dataset.cam_dict.values()), f"the training set {', '.join(cfg.DATASETS.NAMES)}")
+        return loader
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
-        return build_viewpoint_test_loader(cfg, dataset_name)
+        loader, num_query = build_viewpoint_test_loader(cfg, dataset_name)
+        check_cameras(cfg, {camera_number(item[2]) for item in loader.dataset.img_items}, f"the test set {dataset_name}")
+        return loader, num_query
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_dir=None):

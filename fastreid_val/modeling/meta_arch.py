@@ -8,6 +8,7 @@ from fastreid.modeling.meta_arch import META_ARCH_REGISTRY, Baseline
 from fastreid.utils.events import get_event_storage
 
 from .losses import assign_viewpoints, reunion_loss
+from .side_information import SideInformationMixin
 from .val_loss import ViewpointAwareLoss
 
 __all__ = ["ViewpointAwareMixin", "ViewpointBaseline"]
@@ -62,21 +63,22 @@ class ViewpointAwareMixin:
 
 
 @META_ARCH_REGISTRY.register()
-class ViewpointBaseline(ViewpointAwareMixin, Baseline):
+class ViewpointBaseline(ViewpointAwareMixin, SideInformationMixin, Baseline):
     """Adds ``loss_partition`` and ``loss_reunion`` to the losses of FastReID's ``Baseline``.
 
     Expects a head that returns ``cosine`` [N, C, V] and ``unit_centers`` [C, V, d] in training
     (:class:`~fastreid_val.modeling.heads.IdentityViewpointHead`). Reads ``viewpoints`` [N] from the
     batch (-1 = unknown; all unknown when the batch has none). Stock losses (``CrossEntropyLoss``,
     ``TripletLoss``, ``CircleLoss``, ``Cosface``) stay available with identity targets, so VAL can be
-    swapped into recipes such as SBS (classification + triplet).
+    swapped into recipes such as SBS (classification + triplet). A ViT backbone with side information
+    gets each image's camera and viewpoint (:class:`SideInformationMixin`), as in ``SIEBaseline``.
     """
 
     def forward(self, batched_inputs):
-        if not self.training:
-            return super().forward(batched_inputs)
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images)
+        features = self.backbone_features(images, batched_inputs)
+        if not self.training:
+            return self.heads(features)
         targets, viewpoints = self.batch_labels(batched_inputs)
         outputs = self.heads(features, targets)
         return self.losses(outputs, targets, viewpoints)
