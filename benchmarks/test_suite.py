@@ -13,7 +13,6 @@ points it at a fresh folder, so that only this run's files are counted), sampled
 """
 import argparse
 import os
-import platform
 import re
 import resource
 import shutil
@@ -23,21 +22,12 @@ import tempfile
 import threading
 import time
 
+from fastreid_val.engine.environment import cpu_model
+
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 DOC = os.path.join(ROOT, "docs", "GETTING_STARTED.md")
 BLOCK = re.compile(r"<!-- make-test -->(.*?)<!-- /make-test -->", re.S)
 OUTCOMES = ("passed", "failed", "skipped", "xfailed", "xpassed", "errors", "error")
-
-
-def cpu_name():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def folder_size(path):
@@ -81,7 +71,7 @@ def measure(pytest_args):
     summary = lines[-1] if lines else ""
     return {"ok": proc.returncode == 0, "tests": count_tests(summary), "summary": summary, "wall_s": wall,
             "max_rss_gb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9,
-            "temp_gb": peak[0] / 1e9, "cpu": cpu_name(), "cores": os.cpu_count(), "load": load,
+            "temp_gb": peak[0] / 1e9, "cpu": cpu_model(), "cores": os.cpu_count(), "load": load,
             "output": proc.stdout}
 
 

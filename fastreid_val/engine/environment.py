@@ -4,10 +4,11 @@ import platform
 
 import torch
 
-__all__ = ["run_environment", "describe"]
+__all__ = ["run_environment", "describe", "cpu_model"]
 
 
-def _cpu_model():
+def cpu_model():
+    """The CPU's model name (``/proc/cpuinfo``), else what the platform module says."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -23,7 +24,7 @@ def run_environment(device="cpu"):
     gpu = None
     if str(device).startswith("cuda") and torch.cuda.is_available():
         gpu = torch.cuda.get_device_name()
-    return {"cpu": _cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    return {"cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(), "torch": torch.__version__, "gpu": gpu}
 
 
