@@ -15,8 +15,8 @@ from fastreid_val import add_val_config
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 PUBLISHED = json.load(open(os.path.join(os.path.dirname(__file__), "data", "fastreid_published_recipes.json")))
-OURS_ONLY = ("DATASETS.NAMES", "DATASETS.TESTS", "OUTPUT_DIR", "MODEL.VAL.", "DATASETS.VIEWPOINT.", "DATASETS.SPLITS.",
-             "DATASETS.SYNTHVERI.", "RUN.")
+OURS_ONLY = ("DATASETS.NAMES", "DATASETS.TESTS", "OUTPUT_DIR", "MODEL.VAL.", "MODEL.SIE.", "DATASETS.VIEWPOINT.",
+             "DATASETS.SPLITS.", "DATASETS.SYNTHVERI.", "RUN.")
 
 
 def _flat(node, prefix=""):
