@@ -159,6 +159,7 @@ def test_export_takes_the_camera_and_matches_pytorch(tmp_path):
     check, proto = export_checked(model, cfg, images, str(tmp_path / "vit.onnx"), {"fingerprint": "f"})
     assert [i.name for i in proto.graph.input] == ["images", "camids"] and check["max_abs_diff"] <= 1e-4
     onnx = OnnxEmbedder(str(tmp_path / "vit.onnx"))
+    assert onnx.cameras == 20  # the export says how many cameras search may give it
     with torch.no_grad():
         torch_c3 = model({"images": images[:2].clone(), "camids": torch.tensor([3, 3])}).numpy()
         torch_unknown = model(images[:2].clone()).numpy()

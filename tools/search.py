@@ -11,7 +11,8 @@ distances, a CSV and a ranked-list picture.
 --gallery (a folder or a list file) builds or updates the index, committing every --commit-every images:
 only new or changed images are embedded, images no longer there are deleted, and a killed run goes on
 from its last commit when run again. Each image's camera, time and track come from --metadata (a CSV
-path,camera,timestamp[,track] or VERI-Wild's vehicle_info.txt) or from VeRi-style names. --kind picks
+path,camera,timestamp[,track] or VERI-Wild's vehicle_info.txt) or from VeRi-style names; a model with
+camera side information (the transformer recipes) embeds each image with that camera. --kind picks
 the index (auto: exact below 10,000 images, HNSW above; exact, hnsw, ivf, or a FAISS index_factory
 string). --query ranks the indexed gallery for each image under the filters (ANDed) and writes
 results.csv and ranked_list.png into --out. A bad input ends with one line on stderr and exit status 2.
@@ -50,7 +51,9 @@ def parse_args(argv=None):
     p.add_argument("--top-k", type=int, default=10)
     p.add_argument("--exclude-same-camera", action="store_true",
                    help="leave out gallery images of the query's camera (from its name or --query-camera)")
-    p.add_argument("--query-camera", help="the queries' camera (for --exclude-same-camera)")
+    p.add_argument("--query-camera", help="the queries' camera, e.g. c005 (default: from their VeRi-style names): for "
+                                          "--exclude-same-camera, and the camera a model with camera side information "
+                                          "(SIE) embeds them with (unknown: the mean of its cameras' vectors)")
     p.add_argument("--cameras", help="only these cameras, comma-separated: c001,c005")
     p.add_argument("--since", help="only images taken at or after this time (ISO-8601 or epoch seconds)")
     p.add_argument("--until", help="only images taken at or before this time")

@@ -8,36 +8,39 @@ Shape legend: N images, d embedding dimension.
 """
 import json
 import os
-import re
 
 import numpy as np
 import torch
 from tqdm import tqdm
 
 from ..errors import MissingFileError, ModelFileError
+from .cameras import UNKNOWN_CAMERA, model_camera, model_cameras
 from .images import read_images
+from .metadata import name_metadata
 from .model import fingerprint, image_transform, inference_config, input_shape, load_model, preprocessing, takes_camera
 
 __all__ = ["Embedder", "TorchEmbedder", "OnnxEmbedder", "open_embedder", "camera_of", "UNKNOWN_CAMERA"]
 
-# The camera of an image that search cannot tell: -1, which a model with camera side information (SIE)
-# embeds with the mean of its cameras' vectors (the expected side information, not one camera's).
-UNKNOWN_CAMERA = -1
-_VERI_NAME = re.compile(r"^\d+_c(\d{3})_")  # VeRi-776's "<vid>_c<camera 1-20>_<frame>_<n>.jpg"
 
 
-def camera_of(path):
-    """The camera id a model with SIE was trained with, read from a VeRi-776 file name (``c001`` is 0);
-    :data:`UNKNOWN_CAMERA` for any other name (a user's photo, VERI-Wild's and VehicleID's numbers)."""
-    match = _VERI_NAME.match(os.path.basename(str(path)))
-    return int(match.group(1)) - 1 if match else UNKNOWN_CAMERA
+def camera_of(path, cameras=None):
+    """The camera number a model with SIE was trained with, read from a VeRi-style file name (``c001`` is 0;
+    :mod:`.cameras`); :data:`UNKNOWN_CAMERA` for any other name (a user's photo) or a camera past
+    ``cameras``."""
+    return model_camera(name_metadata(str(path)).camera, cameras)
 
 
 class Embedder:
     """``embed(paths)`` -> [N, d] float32 unit vectors. Subclasses set ``prep`` (the preprocessing
-    dict), ``dim``, ``fingerprint``, ``description`` and implement ``_forward(images)`` -> [N, d]."""
+    dict), ``dim``, ``fingerprint``, ``description``, ``cameras`` (the model's SIE camera count: 0 without
+    SIE, None where a model with SIE does not say) and implement ``_forward(images, camids)`` -> [N, d]."""
 
-    prep, dim, fingerprint, description = None, None, None, None
+    prep, dim, fingerprint, description, cameras = None, None, None, None, 0
+
+    @property
+    def takes_camera(self):
+        """Whether the features depend on the camera given (a model with camera side information)."""
+        return self.cameras != 0
 
     def embed(self, paths, batch_size=32, progress=False, desc="embedding", camids=None):
         """``camids``: each image's camera (the dataset's number; -1 unknown) for a model with camera side
@@ -46,14 +49,26 @@ class Embedder:
         without SIE ignore them."""
         transform = image_transform(self.prep)
         out = np.zeros((len(paths), self.dim), dtype=np.float32)
-        cams = np.asarray([camera_of(p) for p in paths] if camids is None else camids, dtype=np.int64)
+        cams = np.asarray([camera_of(p, self.cameras) for p in paths] if camids is None else camids, dtype=np.int64)
         with tqdm(total=len(paths), desc=desc, unit="img", disable=not progress, dynamic_ncols=True) as bar:
             for start in range(0, len(paths), batch_size):
                 chunk = paths[start:start + batch_size]
                 out[start:start + len(chunk)] = self._forward(read_images(chunk, transform),
                                                               cams[start:start + len(chunk)])
                 bar.update(len(chunk))
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return _unit(out)
+
+    def embed_images(self, images, camids=None):
+        """[N, d] unit vectors of decoded RGB PIL images (an upload), read as :meth:`embed` reads files;
+        ``camids`` as there, None: every camera unknown."""
+        transform = image_transform(self.prep)
+        batch = torch.stack([transform(image) for image in images]).float()
+        cams = np.full(len(images), UNKNOWN_CAMERA, np.int64) if camids is None else np.asarray(camids, np.int64)
+        return _unit(self._forward(batch, cams).astype(np.float32))
+
+    def model_cameras(self, names, what="gallery"):
+        """The camera numbers this model is given for camera names (:func:`.cameras.model_cameras`)."""
+        return model_cameras(names, self.cameras, what)
 
     def _forward(self, images, camids=None):
         raise NotImplementedError
@@ -72,7 +87,18 @@ class TorchEmbedder(Embedder):
         self.fingerprint = fingerprint(cfg)
         self.description = f"{weights} ({config_file})"
         self.device = torch.device(cfg.MODEL.DEVICE)
+        self.cameras = self.model.backbone.cameras if takes_camera(self.model) else 0
         self.dim = int(self._forward(torch.zeros(1, 3, *input_shape(self.prep))).shape[1])
+
+    @classmethod
+    def from_model(cls, model, prep, fingerprint, description):
+        """An embedder of a model already built and loaded (eval mode), e.g. one being trained or tested."""
+        self = cls.__new__(cls)
+        self.model, self.prep, self.fingerprint, self.description = model.eval(), prep, fingerprint, description
+        self.device = next(model.parameters()).device
+        self.cameras = model.backbone.cameras if takes_camera(model) else 0
+        self.dim = int(self._forward(torch.zeros(1, 3, *input_shape(prep))).shape[1])
+        return self
 
     @torch.no_grad()
     def _forward(self, images, camids=None):
@@ -102,13 +128,20 @@ class OnnxEmbedder(Embedder):
         self.fingerprint = meta["fingerprint"]
         self.description = f"{path} (exported from {meta.get('source_weights', '?')})"
         self.input_name = self.session.get_inputs()[0].name
-        self.takes_camera = any(i.name == "camids" for i in self.session.get_inputs())
+        # an export of a model with SIE takes camids; its camera count is in the metadata since it was written
+        has_cameras = any(i.name == "camids" for i in self.session.get_inputs())
+        count = meta.get("sie_cameras", "")
+        self.cameras = (int(count) if count.isdigit() else None) if has_cameras else 0
 
     def _forward(self, images, camids=None):
         feeds = {self.input_name: images.numpy()}
         if self.takes_camera:
             feeds["camids"] = np.full(len(images), -1, np.int64) if camids is None else np.asarray(camids, np.int64)
         return self.session.run(None, feeds)[0]
+
+
+def _unit(features):
+    return features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
 
 
 def _checked_metadata(path, meta):

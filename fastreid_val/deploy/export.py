@@ -153,7 +153,10 @@ def export_checked(model, cfg, images, output, metadata=None, tolerance=DEFAULT_
     prep = preprocessing(cfg)
     proto = to_onnx(model, prep)
     dim = proto.graph.output[0].type.tensor_type.shape.dim[1].dim_value
-    set_metadata(proto, {**describe(prep, dim), "preprocessing": prep, "embedding_dim": dim, **(metadata or {})})
+    # A model with SIE: its camera count, so that search gives it only camera numbers it was trained with.
+    cameras = {"sie_cameras": model.backbone.cameras} if takes_camera(model) else {}
+    set_metadata(proto, {**describe(prep, dim), "preprocessing": prep, "embedding_dim": dim, **cameras,
+                         **(metadata or {})})
     check = compare_with_pytorch(model, proto.SerializeToString(), images)
     check["tolerance"] = tolerance
     if not check["max_abs_diff"] <= tolerance:  # also refuses NaN

@@ -15,8 +15,8 @@ from .metadata import Filter, gallery_metadata, name_metadata
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IndexUpdate", "Match", "QueryResult", "update_index", "query_index", "query_filter", "write_csv",
-           "draw_results"]
+__all__ = ["IndexUpdate", "Match", "QueryResult", "update_index", "query_index", "query_filter", "embed_with_cameras",
+           "write_csv", "draw_results"]
 
 COMMIT_EVERY = 256  # images embedded and committed per transaction
 
@@ -62,7 +62,9 @@ def update_index(embedder, paths, location, kind="auto", rebuild=False, metadata
     ``commit_every`` at a time (``on_commit(done, todo)`` after each commit: a kill loses no committed
     batch, and the next run goes on from there). Images no longer listed, and the old rows of changed
     ones, are deleted (tombstones; compacted by the engine). An image whose metadata changed keeps
-    its vector. An index built by another model is refused unless ``rebuild``.
+    its vector, unless the model takes the camera (SIE, :mod:`.cameras`) and the camera changed: a model
+    with SIE embeds each image with the camera its metadata gives. An index built by another model is
+    refused unless ``rebuild``.
     """
     paths = list(dict.fromkeys(paths))  # an image listed twice is indexed once
     metas = gallery_metadata(paths, metadata_file)  # bad metadata stops before anything is written
@@ -83,6 +85,10 @@ def update_index(embedder, paths, location, kind="auto", rebuild=False, metadata
                 embed.append((e, m))
                 drop.append(old["pos"])
                 changed += 1
+            elif embedder.takes_camera and old["camera"] != m.camera:  # its vector depends on the camera
+                embed.append((e, m))
+                drop.append(old["pos"])
+                changed += 1
             elif (old["camera"], old["timestamp"], old["track"]) != (m.camera, m.timestamp, m.track):
                 reuse.append((e, m, old["pos"]))
                 drop.append(old["pos"])
@@ -95,7 +101,8 @@ def update_index(embedder, paths, location, kind="auto", rebuild=False, metadata
             backend.add([e for e, _, _ in reuse], [m for _, m, _ in reuse], vectors)
         for start in range(0, len(embed), commit_every):
             chunk = embed[start:start + commit_every]
-            feats = embedder.embed([e["path"] for e, _ in chunk], batch_size)
+            feats = embed_with_cameras(embedder, [e["path"] for e, _ in chunk], [m.camera for _, m in chunk],
+                                       batch_size)
             backend.add([e for e, _ in chunk], [m for _, m in chunk], feats)
             if on_commit:
                 on_commit(start + len(chunk), len(embed))
@@ -104,6 +111,14 @@ def update_index(embedder, paths, location, kind="auto", rebuild=False, metadata
         logger.info("index %s: %d images, %d embedded, %d removed (%s)", location, len(paths), len(embed),
                     len(gone), backend.factory)
         return IndexUpdate(len(paths), len(embed) - changed, changed, len(gone), backend.factory, written)
+
+
+def embed_with_cameras(embedder, paths, cameras, batch_size=32, what="gallery"):
+    """``embedder.embed(paths)``, giving a model with SIE the camera numbers of the camera names ``cameras``
+    (:mod:`.cameras`; None: unknown, the mean of its cameras' vectors)."""
+    if not embedder.takes_camera:
+        return embedder.embed(paths, batch_size)
+    return embedder.embed(paths, batch_size, camids=embedder.model_cameras(cameras, what))
 
 
 def query_filter(query_path, exclude_same_camera=False, query_camera=None, cameras=None, since=None, until=None,
@@ -128,14 +143,16 @@ def query_filter(query_path, exclude_same_camera=False, query_camera=None, camer
 
 def query_index(embedder, location, query_paths, top_k=10, backend=None, batch_size=32, **filters):
     """Rank the gallery for each query under ``filters`` (see :func:`query_filter`): a list of
-    :class:`QueryResult` with up to ``top_k`` matches each."""
+    :class:`QueryResult` with up to ``top_k`` matches each. A model with SIE embeds each query with
+    ``query_camera``, else the camera of its VeRi-style name, else the unknown camera (:mod:`.cameras`)."""
     own = backend is None
     backend = backend or open_backend(location)
     try:
         backend.check_model(embedder.identity())
         known = backend.cameras()
         flts = [query_filter(q, known_cameras=known, **filters) for q in query_paths]
-        feats = embedder.embed(query_paths, batch_size)
+        cameras = [filters.get("query_camera") or name_metadata(q).camera for q in query_paths]
+        feats = embed_with_cameras(embedder, query_paths, cameras, batch_size, "query")
         results = []
         for q, (path, flt) in enumerate(zip(query_paths, flts)):
             dist, rows = backend.search(feats[q:q + 1], top_k, flt)
