@@ -13,8 +13,9 @@ setup(
     version="0.1.0",
     description="Viewpoint-Aware Loss (partition and reunion) for vehicle ReID, as a FastReID plugin",
     packages=find_packages(include=["fastreid_val", "fastreid_val.*"]),
-    # The annotation page (tools/annotate_viewpoints.py): a static file served as it is, no build step.
-    package_data={"fastreid_val.annotate": ["page.html"]},
+    # The annotation and search pages (tools/annotate_viewpoints.py, tools/search_server.py): static files served
+    # as they are, no build step.
+    package_data={"fastreid_val.annotate": ["page.html"], "fastreid_val.search_page": ["page.html"]},
     python_requires=">=3.9",
     install_requires=[
         "torch>=2.0",

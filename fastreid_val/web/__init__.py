@@ -1,4 +1,4 @@
-"""The project's one web layer: every page it serves (the annotation page now, the search page next) is a
+"""The project's one web layer: every page it serves (the annotation page, the search page) is a
 Starlette app built by :func:`local_app` and served by :class:`LocalServer` (uvicorn), so each of them gets
 the same checks, written and tested once:
 
@@ -9,10 +9,10 @@ the same checks, written and tested once:
   an upload (multipart, python-multipart) accepted only if it decodes;
 * :mod:`.server`: uvicorn on 127.0.0.1 by default, with timeouts for idle and slow clients.
 """
-from .body import BadRequest, int_field, read_json, str_field
+from .body import BadRequest, bool_field, int_field, parse_json, read_json, str_field
 from .guard import allowed_hosts, local_app
-from .images import decoded_image, image_response, image_type, image_upload
+from .images import decoded_image, image_form, image_response, image_type, image_upload
 from .server import LocalServer
 
-__all__ = ["BadRequest", "int_field", "read_json", "str_field", "allowed_hosts", "local_app", "decoded_image",
-           "image_response", "image_type", "image_upload", "LocalServer"]
+__all__ = ["BadRequest", "bool_field", "int_field", "parse_json", "read_json", "str_field", "allowed_hosts", "local_app",
+           "decoded_image", "image_form", "image_response", "image_type", "image_upload", "LocalServer"]

@@ -12,7 +12,7 @@ from typing import Optional
 
 from starlette.exceptions import HTTPException
 
-__all__ = ["BadRequest", "MAX_DEPTH", "parse_json", "read_json", "int_field", "str_field"]
+__all__ = ["BadRequest", "MAX_DEPTH", "parse_json", "read_json", "int_field", "str_field", "bool_field"]
 
 MAX_DEPTH = 8
 
@@ -115,4 +115,12 @@ def str_field(body: dict, name: str, max_length: int, default: str = "") -> str:
     value = body.get(name, default)
     if not isinstance(value, str) or len(value) > max_length:
         raise BadRequest(f"{name} must be a string of at most {max_length} characters, got {_shown(value)}")
+    return value
+
+
+def bool_field(body: dict, name: str, default: bool = False) -> bool:
+    """``body[name]``, ``true`` or ``false`` (not 0, 1 or a string); ``default`` when absent."""
+    value = body.get(name, default)
+    if type(value) is not bool:
+        raise BadRequest(f"{name} must be true or false, got {_shown(value)}")
     return value
