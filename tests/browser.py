@@ -1,6 +1,6 @@
-"""A headless Chromium driven by Selenium for the tests of the annotation page, and the page's server run as
-the user runs it (``tools/annotate_viewpoints.py`` in its own process). Where no browser is installed the
-tests that need one are skipped, saying what to install."""
+"""A headless Chromium driven by Selenium for the tests of the annotation and search pages, and a page's
+server run as the user runs it (``tools/annotate_viewpoints.py``, ``tools/search_server.py``, each in its own
+process). Where no browser is installed the tests that need one are skipped, saying what to install."""
 import contextlib
 import os
 import shutil
@@ -50,16 +50,22 @@ def chromium(width=1000, height=800):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def start_annotation(*args, env=None):
-    """``tools/annotate_viewpoints.py *args --port 0`` in its own process: (process, url, first lines)."""
-    cmd = [sys.executable, os.path.join(ROOT, "tools/annotate_viewpoints.py"), *args, "--port", "0"]
+def start_page(tool, *args, env=None):
+    """``tools/<tool>.py *args --port 0`` in its own process, a page's server that prints one line and then
+    ``open URL ...``: (process, url, first lines)."""
+    cmd = [sys.executable, os.path.join(ROOT, "tools", f"{tool}.py"), *args, "--port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env=dict(os.environ, **(env or {})))
     lines = [proc.stdout.readline(), proc.stdout.readline()]
     if not lines[1].startswith("open "):
         proc.kill()
-        raise AssertionError(f"annotate_viewpoints.py did not start: {lines} {proc.communicate()[1][-2000:]}")
+        raise AssertionError(f"{tool}.py did not start: {lines} {proc.communicate()[1][-2000:]}")
     return proc, lines[1].split()[1], lines
+
+
+def start_annotation(*args, env=None):
+    """``tools/annotate_viewpoints.py *args --port 0`` in its own process: (process, url, first lines)."""
+    return start_page("annotate_viewpoints", *args, env=env)
 
 
 def stop(proc):
