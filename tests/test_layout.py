@@ -57,7 +57,8 @@ def _files(sub):
     ("experiments", {"deploy"}),
     ("textfiles", {"atomic", "compat", "config", "data", "modeling", "evaluation", "engine", "experiments", "deploy"}),
     ("web", {"atomic", "compat", "config", "data", "modeling", "evaluation", "engine", "experiments", "deploy",
-             "annotate", "labeller", "weights_file"}),
+             "annotate", "labeller", "weights_file", "search_page"}),
+    ("deploy", {"search_page", "annotate"}),  # the page stands on deploy/, not the other way round
 ])
 def test_dependencies_run_one_way(layer, forbidden):
     for path in _files(layer):
