@@ -15,6 +15,7 @@ from fastreid_val.deploy.model import preprocessing
 from fastreid_val.deploy.search import query_index, update_index
 from fastreid_val.engine import build_config
 from fastreid_val.modeling.vit import SideInformationViT
+from fastreid_val.search_page import SearchRequest, SearchService
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 CONFIG = os.path.join(ROOT, "configs/SynthVeRi/softmax_vit.yml")  # SIE over SynthVeRi's 8 cameras
@@ -70,6 +71,13 @@ def test_gallery_and_queries_are_embedded_with_their_cameras(sie_embedder, tmp_p
     if coe > 0:
         assert nearest(query_camera="c002") == ("b.png", pytest.approx(0, abs=1e-5))
         assert nearest() == ("c.png", pytest.approx(0, abs=1e-5))  # no camera given: the unknown camera
+        with open_backend(index) as backend:  # the search page's upload: the same cameras
+            page = SearchService(backend, sie_embedder, index)
+            data = (folder / "query.png").read_bytes()
+            for camera, row in (("c002", 1), ("c001", 0), (None, 2)):
+                got = page.search_image(data, SearchRequest(k=1, query_camera=camera))
+                assert got["query"]["embedded_with_camera"] == {"c002": 1, "c001": 0, None: -1}[camera]
+                assert got["results"][0]["row"] == row and got["results"][0]["distance"] == pytest.approx(0, abs=1e-5)
     else:
         assert all(d == pytest.approx(0, abs=1e-5) for _, d in (nearest(query_camera="c002"), nearest()))
 

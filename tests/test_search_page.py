@@ -139,3 +139,15 @@ def test_refusals_foreign_host_large_or_non_image_upload(page):
     r = httpx.post(upload, files={"image": ("car.png", _png(8), "image/png")},
                    data={"filters": json.dumps({"exclude_same_camera": True})})  # an upload has no camera of its own
     assert r.status_code == 400 and "the camera of query the uploaded image is unknown" in r.json()["error"]
+
+
+def test_the_tool_stops_in_one_line_on_a_missing_index_or_another_models(tiny_model, tmp_path, capsys):  # noqa: F811
+    from .conftest import run_tool
+
+    code, out, err = run_tool("search_server", ["--index", str(tmp_path / "none"), "--weights", tiny_model], capsys)
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and "none" in err, err
+    _, index, _ = build_index(tmp_path, tiny_model)
+    other = tmp_path / "other.onnx"
+    other.write_bytes(open(tiny_model, "rb").read().replace(b"tiny16", b"tiny17"))  # another fingerprint
+    code, out, err = run_tool("search_server", ["--index", index, "--weights", str(other)], capsys)
+    assert code == 2 and "was built by another model" in err and err.count("\n") == 1, err
