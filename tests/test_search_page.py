@@ -49,16 +49,18 @@ def camera(name):
 def test_index_listing_and_thumbnails_by_row(page):
     url, _, names, _ = page
     summary = httpx.get(f"{url}/api/index").json()
-    assert (summary["images"], summary["last_row"], summary["cameras"], summary["kind"]) == (29, 29, ["c001", "c002", "c003"], "Flat")
-    assert (summary["since"], summary["until"], summary["camera_embedding"]) == ("2026-01-01T00:00:00Z", "2026-01-01T00:29:00Z", False)
+    assert (summary["images"], summary["last_row"], summary["cameras"], summary["kind"]) == \
+        (29, 29, ["c001", "c002", "c003"], "Flat")
+    assert (summary["since"], summary["until"], summary["camera_embedding"]) == \
+        ("2026-01-01T00:00:00Z", "2026-01-01T00:29:00Z", False)
     listing = httpx.get(f"{url}/api/rows", params={"start": 13, "count": 3}).json()  # the 14th to 16th live rows
     assert listing["total"] == 29 and [r["row"] for r in listing["rows"]] == [13, 14, 16]
     listing = httpx.get(f"{url}/api/rows", params={"start": 26, "count": 5}).json()
     assert [r["row"] for r in listing["rows"]] == [27, 28, 29]
-    assert listing["rows"][0] == {"row": 27, "name": names[27], "camera": camera(names[27]), "time": "2026-01-01T00:27:00Z",
-                                  "timestamp": START + 27 * 60.0}
+    assert listing["rows"][0] == {"row": 27, "name": names[27], "camera": camera(names[27]),
+                                  "time": "2026-01-01T00:27:00Z", "timestamp": START + 27 * 60.0}
     r = httpx.get(f"{url}/api/image/3")
-    assert r.status_code == 200 and r.headers["content-type"] == "image/png" and r.headers["x-content-type-options"] == "nosniff"
+    assert (r.status_code, r.headers["content-type"], r.headers["x-content-type-options"]) == (200, "image/png", "nosniff")
     assert Image.open(io.BytesIO(r.content)).size == (8, 8)
     for path in ("/api/image/15", "/api/image/30", "/api/image/-1", "/api/image/..%2Fmeta.csv"):  # deleted, past, none
         r = httpx.get(url + path)

@@ -99,10 +99,10 @@ def make_app(service: SearchService, hosts, max_upload: int = MAX_UPLOAD):
         return JSONResponse(service.listing(start, count))
 
     async def image(request):
-        data, why = await run_in_threadpool(service.thumbnail, request.path_params["row"])
+        data, content_type_or_why = await run_in_threadpool(service.thumbnail, request.path_params["row"])
         if data is None:
-            raise HTTPException(404, why)
-        return image_response(data, why)
+            raise HTTPException(404, content_type_or_why)
+        return image_response(data, content_type_or_why)
 
     async def search(request):
         body = await read_json(request)

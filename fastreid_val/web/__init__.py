@@ -14,5 +14,5 @@ from .guard import allowed_hosts, local_app
 from .images import decoded_image, image_form, image_response, image_type, image_upload
 from .server import LocalServer
 
-__all__ = ["BadRequest", "bool_field", "int_field", "parse_json", "read_json", "str_field", "allowed_hosts", "local_app",
-           "decoded_image", "image_form", "image_response", "image_type", "image_upload", "LocalServer"]
+__all__ = ["BadRequest", "bool_field", "int_field", "parse_json", "read_json", "str_field", "allowed_hosts",
+           "local_app", "decoded_image", "image_form", "image_response", "image_type", "image_upload", "LocalServer"]
