@@ -4,13 +4,18 @@
 
 * ResNet-18, 128x128, batch 32, C=576 (the SynthVeRi recipes' heads);
 * the ViT recipes (configs/VeRi/bagtricks_vit.yml and its VAL twin: CE + triplet vs VAL + triplet, camera
-  x view SIE fed) at FastReID's small depth (8 blocks of 768), 64x64, batch 32, C=576 (VeRi-776's identities).
+  x view SIE fed) at FastReID's small depth (8 blocks of 768), 64x64, batch 32, C=576 (VeRi-776's identities);
+* the demo's two recipes (``--case demo``, MobileNetV2 1.0x at 64x64, batch 64, C=200: SynthVeRi's
+  ``softmax_mnv2.yml`` and ``val_mnv2.yml``): each lever on the step side by side
+  (:mod:`fastreid_val.experiments.step_timing`).
 
-    python benchmarks/train_step.py [--case resnet18|vit]
+    python benchmarks/train_step.py [--case resnet18|vit|demo] [--steps N]
 """
 import argparse
 
 import torch
+
+from fastreid_val.experiments import step_timing
 
 import fastreid_val  # noqa: F401
 from fastreid.modeling import build_model
@@ -77,9 +82,17 @@ def measure(case, n=32):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--case", choices=sorted(CASES), action="append", help="default: every case")
-    for case in p.parse_args().case or list(CASES):
-        measure(case)
+    p.add_argument("--case", choices=[*sorted(CASES), "demo"], action="append", help="default: every case")
+    p.add_argument("--steps", type=int, default=8, help="timed steps of each candidate (--case demo)")
+    p.add_argument("--first-compiled-step", metavar="CONFIG", help=argparse.SUPPRESS)  # a child of --case demo
+    args = p.parse_args()
+    if args.first_compiled_step:
+        return step_timing.first_compiled_step(args.first_compiled_step)
+    for case in args.case or [*CASES, "demo"]:
+        if case == "demo":
+            step_timing.measure(args.steps)
+        else:
+            measure(case)
 
 
 if __name__ == "__main__":
