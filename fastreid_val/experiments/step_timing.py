@@ -115,7 +115,7 @@ def _blocks(full, memory, steps, rounds=2):
     return spent["full"] / (rounds * steps), spent["memory"] / (rounds * steps)
 
 
-def measure(steps=8):
+def measure(steps=5):
     """Print the table of the levers, the compile times with their break-even, and the full-loop ratio."""
     os.environ.setdefault("FASTREID_DATASETS", "datasets")
     load = os.getloadavg()[0]
