@@ -6,8 +6,9 @@ weights, which cost the same step as ImageNet's), on one batch of the recipe's o
 * ms per step of eager NCHW float32, channels-last (the recipes' ``RUN.CHANNELS_LAST``), channels-last on
   one thread, + ``RUN.COMPILE``, + ``RUN.BF16``, interleaved round after round (:func:`.timing.interleaved`);
 * the full loop (the recipe's loader and its workers feeding each step) against the same step on the
-  batch in memory, in alternating blocks of consecutive steps: interleaved with other candidates, the
-  workers would fill their queue during the others' steps and hide what they cost;
+  batch in memory, in alternating blocks of consecutive steps (interleaved with other candidates, the
+  workers would fill their queue during the others' steps and hide what they cost), and the mean time a
+  step of the full loop waits for its batch;
 * the compile time of ``RUN.COMPILE`` (first step minus a compiled step), each in a fresh process as a
   training is, in the demo's order: Softmax, then VAL (which shares Softmax's backbone) on an empty kernel
   cache, then both again on the cache they filled (a second ``make demo``); and the break-even iteration
@@ -56,7 +57,9 @@ def _step(model, opt, batch=None, loader=None, threads=None):
     """One training step on ``batch`` (its images copied: the model normalises them in place) or on the
     loader's next batch."""
     def run():
+        start = time.perf_counter()
         data = next(loader) if loader is not None else {**batch, "images": batch["images"].clone()}
+        run.waits.append(time.perf_counter() - start)
         if threads:
             before = torch.get_num_threads()
             torch.set_num_threads(threads)
@@ -66,6 +69,7 @@ def _step(model, opt, batch=None, loader=None, threads=None):
         opt.step()
         if threads:
             torch.set_num_threads(before)
+    run.waits = []  # seconds spent getting each step's batch
     return run
 
 
@@ -137,8 +141,9 @@ def measure(steps=5):
                 ms.update({(name, v): t * 1e3 for v, t in times.items()})
                 for _ in range(2):  # the workers started, their queue filled
                     _step(model, opt, loader=loader)()
-                full, memory = _blocks(_step(model, opt, loader=loader), candidates[BASE], steps)
-                loop[name] = (full * 1e3, memory * 1e3)
+                fed = _step(model, opt, loader=loader)
+                full, memory = _blocks(fed, candidates[BASE], steps)
+                loop[name] = (full * 1e3, memory * 1e3, statistics.mean(fed.waits) * 1e3)
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     print(report(ms, compile_s, loop, steps, describe(run_environment()), (load, os.getloadavg()[0])))
@@ -164,7 +169,7 @@ def report(ms, compile_s, loop, steps, machine, load):
             parts.append(f"{label} {s:.1f} s ({even})")
         lines.append(f"RUN.COMPILE, {n}: compile time {'; '.join(parts)}; the recipe trains {RECIPE_ITERATIONS}")
     for n in names:
-        full, memory = loop[n]
+        full, memory, wait = loop[n]
         lines.append(f"full loop, {n}: {full:.0f} ms a step with the loader against {memory:.0f} ms on the batch in "
-                     f"memory: {full / memory:.2f}x")
+                     f"memory: {full / memory:.2f}x; waiting for the next batch: {wait:.0f} ms a step")
     return "\n".join(lines)
