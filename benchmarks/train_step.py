@@ -16,12 +16,11 @@ import argparse
 
 import torch
 
-from fastreid_val.experiments import step_timing
-
 import fastreid_val  # noqa: F401
 from fastreid.modeling import build_model
 from fastreid.utils.events import EventStorage
 from fastreid_val.engine import build_config
+from fastreid_val.experiments import step_timing
 from fastreid_val.experiments.timing import device_name, interleaved, machine
 
 RESNET18 = ["MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512",

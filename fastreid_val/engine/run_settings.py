@@ -17,10 +17,10 @@ def add_run_config(cfg):
     # results; on a CPU, depthwise convolutions (MobileNetV2) run about 1.6x faster this way.
     cfg.RUN.CHANNELS_LAST = False
     # Compile the backbone with torch.compile, kernels cached in the user's cache folder
-    # (engine/step_levers.py). Off: on the 2-core CPUs measured it does not pay within a 900-iteration run.
+    # (engine/step_levers.py). Off: on the 2-core CPU measured it did not pay within a 900-iteration run.
     cfg.RUN.COMPILE = False
     # Train under bfloat16 autocast (evaluation stays float32; engine/step_levers.py). Off: slower than
-    # float32 on the CPUs measured (docs/STUDY.md, Performance).
+    # float32 on the CPU measured (docs/STUDY.md, Performance).
     cfg.RUN.BF16 = False
     # File to which the trainer appends one JSON line per write (iteration, losses, speed, ETA); the
     # demo's and tools/compare.py's console read it to show a progress bar. Empty: none.

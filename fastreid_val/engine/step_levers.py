@@ -1,7 +1,8 @@
 """``RUN.COMPILE`` and ``RUN.BF16``: two levers on the training step, off by default.
 
-Neither is on by default because neither pays within one of the SynthVeRi recipe's 900-iteration runs on
-the 2-core CPUs measured (``python benchmarks/train_step.py --case demo``, docs/STUDY.md, Performance):
+Neither is on by default because neither paid within one of the SynthVeRi recipe's 900-iteration runs on
+the 2-core CPU measured (``python benchmarks/train_step.py --case demo``, docs/STUDY.md, Performance); a
+default would also have to keep the study's 3-seed rows within their spreads:
 
 * ``RUN.COMPILE`` compiles the backbone in place with ``torch.compile`` (``nn.Module.compile``: the state
   dict keeps its keys, so checkpoints load either way). The head and the losses stay eager: they log
