@@ -85,10 +85,7 @@ def main():
     p.add_argument("--case", choices=[*sorted(CASES), "demo"], action="append",
                    help="default: resnet18 and vit (demo: the levers, a few minutes more)")
     p.add_argument("--steps", type=int, default=5, help="timed steps of each candidate (--case demo)")
-    p.add_argument("--first-compiled-step", metavar="CONFIG", help=argparse.SUPPRESS)  # a child of --case demo
     args = p.parse_args()
-    if args.first_compiled_step:
-        return step_timing.first_compiled_step(args.first_compiled_step)
     for case in args.case or list(CASES):
         if case == "demo":
             step_timing.measure(args.steps)

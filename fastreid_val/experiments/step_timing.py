@@ -100,8 +100,8 @@ def _compile_seconds(cache):
     out = {}
     for state in ("cold", "cached"):
         for name, config in CONFIGS.items():
-            proc = subprocess.run([sys.executable, "benchmarks/train_step.py", "--first-compiled-step", config],
-                                  env=env, capture_output=True, text=True, check=True)
+            code = f"from fastreid_val.experiments.step_timing import first_compiled_step; first_compiled_step({config!r})"
+            proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
             t = json.loads(proc.stdout.strip().splitlines()[-1])
             out[name, state] = t["first"] - t["step"]
     return out
