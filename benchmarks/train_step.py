@@ -4,9 +4,13 @@
 
 * ResNet-18, 128x128, batch 32, C=576 (the SynthVeRi recipes' heads);
 * the ViT recipes (configs/VeRi/bagtricks_vit.yml and its VAL twin: CE + triplet vs VAL + triplet, camera
-  x view SIE fed) at FastReID's small depth (8 blocks of 768), 64x64, batch 32, C=576 (VeRi-776's identities).
+  x view SIE fed) at FastReID's small depth (8 blocks of 768), 64x64, batch 32, C=576 (VeRi-776's identities);
+* the demo's two recipes (``--case demo``, MobileNetV2 1.0x at 64x64, batch 64, C=200: SynthVeRi's
+  ``softmax_mnv2.yml`` and ``val_mnv2.yml``): each lever on the step side by side
+  (:mod:`fastreid_val.experiments.step_timing`).
 
     python benchmarks/train_step.py [--case resnet18|vit]
+    python benchmarks/train_step.py --case demo [--steps N]
 """
 import argparse
 
@@ -16,6 +20,7 @@ import fastreid_val  # noqa: F401
 from fastreid.modeling import build_model
 from fastreid.utils.events import EventStorage
 from fastreid_val.engine import build_config
+from fastreid_val.experiments import step_timing
 from fastreid_val.experiments.timing import device_name, interleaved, machine
 
 RESNET18 = ["MODEL.BACKBONE.NAME", "build_resnet_backbone", "MODEL.BACKBONE.DEPTH", "18x", "MODEL.BACKBONE.FEAT_DIM", "512",
@@ -77,9 +82,15 @@ def measure(case, n=32):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--case", choices=sorted(CASES), action="append", help="default: every case")
-    for case in p.parse_args().case or list(CASES):
-        measure(case)
+    p.add_argument("--case", choices=[*sorted(CASES), "demo"], action="append",
+                   help="default: resnet18 and vit (demo: the levers, a few minutes more)")
+    p.add_argument("--steps", type=int, default=5, help="timed steps of each candidate (--case demo)")
+    args = p.parse_args()
+    for case in args.case or list(CASES):
+        if case == "demo":
+            step_timing.measure(args.steps)
+        else:
+            measure(case)
 
 
 if __name__ == "__main__":

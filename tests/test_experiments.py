@@ -190,7 +190,7 @@ def test_diagnostics_leave_out_the_viewpoint_accuracy_of_one_sub_center(tmp_path
     assert two["final viewpoint_accuracy"] == 1.0
 
 
-def test_demo_trains_its_shorter_schedule_and_the_users_opts_win(tmp_path, monkeypatch):
+def test_demo_trains_the_studys_seed_0_and_the_users_opts_win(tmp_path, monkeypatch):
     import fastreid_val.experiments.compare as compare_module
     import fastreid_val.experiments.demo as demo
 
@@ -203,16 +203,15 @@ def test_demo_trains_its_shorter_schedule_and_the_users_opts_win(tmp_path, monke
 
     monkeypatch.setattr(demo, "run_config", fake_run)
     monkeypatch.setattr(demo, "cached_floors", lambda config, out, opts=(): {})
+    # the recipe as the study fixed it: exactly the study's seed-0 config of each method, 900 iterations
     demo.run_demo(out=str(tmp_path / "a"))
     assert [c for c, _, _ in calls] == [c for _, c in demo.DEMO_CONFIGS]
-    for config, seed, opts in calls:
-        assert seed == 0 and build_config(config, opts).SOLVER.MAX_EPOCH == 12  # 600 iterations
-        assert build_config(config, []).SOLVER.MAX_EPOCH == 18  # the recipe's own schedule, 900
-
-    # with the recipe's schedule given back, the demo trains exactly the study's seed-0 config
-    calls.clear()
-    demo.run_demo(out=str(tmp_path / "b"), opts=["SOLVER.MAX_EPOCH", "18"])
     study_opts = compare_module.PRESET_OPTS["synthveri-study-shared-cues"]
-    for config, _, opts in calls:
-        assert config in compare_module.PRESETS["synthveri-study-shared-cues"]
+    for config, seed, opts in calls:
+        assert seed == 0 and config in compare_module.PRESETS["synthveri-study-shared-cues"]
+        assert build_config(config, opts).SOLVER.MAX_EPOCH == 18  # x 50 iterations an epoch
         assert build_config(config, opts).dump() == build_config(config, list(study_opts)).dump()
+
+    calls.clear()
+    demo.run_demo(out=str(tmp_path / "b"), opts=["SOLVER.MAX_EPOCH", "12"])
+    assert len(calls) == 2 and all(build_config(config, opts).SOLVER.MAX_EPOCH == 12 for config, _, opts in calls)

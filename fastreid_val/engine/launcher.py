@@ -17,6 +17,7 @@ from ..errors import ConfigError, MissingFileError, OutputDirError, UserInputErr
 from ..modeling.imagenet import resolve_imagenet_weights
 from ..modeling.vit_weights import resolve_vit_weights
 from .environment import run_environment
+from .step_levers import check_step_levers
 from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible, read_checkpoint_model
 from .trainer import ViewpointTrainer
 from .user_modules import import_user_modules
@@ -67,6 +68,7 @@ def build_config(config_file="", opts=()):
             raise ConfigError(f"{source}: {msg}") from None
     resolve_device(cfg)
     validate_val_config(cfg)
+    check_step_levers(cfg)
     return cfg
 
 

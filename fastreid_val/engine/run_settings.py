@@ -1,4 +1,5 @@
-"""``RUN``: how a run is driven (seed, log period, memory format), read by the launcher and the trainer."""
+"""``RUN``: how a run is driven (seed, log period, memory format, compile, bfloat16), read by the launcher
+and the trainer."""
 from fastreid.config import CfgNode as CN
 
 __all__ = ["add_run_config"]
@@ -15,6 +16,12 @@ def add_run_config(cfg):
     # Keep the model's 4-D weights (and so its activations) in channels-last memory format. Same
     # results; on a CPU, depthwise convolutions (MobileNetV2) run about 1.6x faster this way.
     cfg.RUN.CHANNELS_LAST = False
+    # Compile the backbone with torch.compile, kernels cached in the user's cache folder
+    # (engine/step_levers.py). Off: on the 2-core CPU measured it did not pay within a 900-iteration run.
+    cfg.RUN.COMPILE = False
+    # Train under bfloat16 autocast (evaluation stays float32; engine/step_levers.py). Off: slower than
+    # float32 on the CPU measured (docs/STUDY.md, Performance).
+    cfg.RUN.BF16 = False
     # File to which the trainer appends one JSON line per write (iteration, losses, speed, ETA); the
     # demo's and tools/compare.py's console read it to show a progress bar. Empty: none.
     cfg.RUN.PROGRESS_FILE = ""

@@ -8,7 +8,8 @@ What it changes, and nothing else (the loop, hooks, scheduler and writers are Fa
 * a non-finite loss stops training with the iteration and the loss term named (:class:`NonFiniteLossCheck`);
 * the console/JSON/TensorBoard write period is ``RUN.LOG_PERIOD``, each iteration written once, and
   ``RUN.PROGRESS_FILE`` receives the progress the demo's console shows;
-* ``RUN.CHANNELS_LAST`` puts the model in channels-last memory format;
+* ``RUN.CHANNELS_LAST`` puts the model in channels-last memory format, ``RUN.COMPILE`` and ``RUN.BF16``
+  compile its backbone and train it under bfloat16 autocast (:mod:`.step_levers`, both off by default);
 * every test set's metrics are kept, with the spread over VehicleID's query/gallery splits.
 """
 import logging
@@ -33,6 +34,7 @@ from ..evaluation.splits import evaluate_further_splits
 from ..errors import NonFiniteLossError  # re-exported: raised by NonFiniteLossCheck
 from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible
 from .hooks import NonFiniteLossCheck
+from .step_levers import apply_step_levers
 from .writers import PeriodicWriter, ProgressWriter
 
 logger = logging.getLogger(__name__)
@@ -46,7 +48,7 @@ class ViewpointTrainer(DefaultTrainer):
         model = super().build_model(cfg)
         if cfg.RUN.CHANNELS_LAST:
             model.to(memory_format=torch.channels_last)
-        return model
+        return apply_step_levers(cfg, model)
 
     @classmethod
     def build_train_loader(cls, cfg):
