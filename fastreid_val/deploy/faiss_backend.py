@@ -45,7 +45,7 @@ class FaissBackend(SearchBackend):
         self.time = np.array([np.nan if t is None else t for t in self.times], dtype=np.float64)
         self.index = self.flat = None
         self.ef_search, self.nprobe = EF_SEARCH, None
-        self.kind, self.nlist, self._own_flat = "auto", None, False
+        self.kind, self.nlist, self._own_flat, self.scan = "auto", None, False, None
 
     def _code(self, camera):
         return -1 if camera is None else self._codes.setdefault(camera, len(self._codes))
@@ -147,9 +147,9 @@ class FaissBackend(SearchBackend):
         else:
             flat, own = faiss.IndexFlatIP(vectors.shape[1]), True
             flat.add(vectors)
+        scan = None if flat is down else new_scan(vectors)  # approximate kinds: narrow filters' scan
         self._owner = index  # the wrapper that owns the C++ index: the downcast one does not
-        self.index, self.flat, self._own_flat = down, flat, own
-        self.scan = None if flat is down else new_scan(vectors)  # approximate kinds: narrow filters' scan
+        self.index, self.flat, self._own_flat, self.scan = down, flat, own, scan
         ivf = faiss.try_extract_index_ivf(self.index)
         if ivf is not None:
             self.nprobe = self.nprobe or default_nprobe(ivf.nlist)
