@@ -94,6 +94,7 @@ def main():
     p.add_argument("--threads", type=int, default=1, help="FAISS threads while searching")
     p.add_argument("--ingest-threads", type=int, default=2, help="FAISS threads while indexing")
     p.add_argument("--ef-search", type=int, help="HNSW efSearch (default: the index's, 96)")
+    p.add_argument("--ef-construction", type=int, help="HNSW efConstruction of the graphs built (default 40)")
     p.add_argument("--folder", help="where the indexes are written (default: a temporary folder, removed)")
     p.add_argument("--milvus", help="HOST:PORT of a Milvus server, or 'lite' for a Milvus Lite server of this run's "
                                     "own on 127.0.0.1: its HNSW collection joins the cases")
@@ -104,6 +105,9 @@ def main():
     from fastreid_val.deploy.metadata import Filter, ImageMeta
     from fastreid_val.experiments.timing import machine
 
+    from fastreid_val.deploy import faiss_kinds
+
+    faiss_kinds.EF_CONSTRUCTION = a.ef_construction or faiss_kinds.EF_CONSTRUCTION  # read by each build
     dim = a.dim or model_dim(a.config_file)
     rng = np.random.default_rng(0)
     ids = a.ids or max(1, a.gallery // 10)
