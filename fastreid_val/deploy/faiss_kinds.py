@@ -25,9 +25,10 @@ HNSW = "HNSW32,Flat"     # M = 32 links per node
 # HNSW candidates per query (at least k). On benchmarks/search.py's 100,000 x 1280-d gallery (--ef-search):
 # recall@10 0.868 at 32 (its first run), 0.946 at 64, 0.972 at 96, 0.981 at 192.
 EF_SEARCH = 96
-# Candidates per insertion while the graph is built (FAISS's default, 40). The build's cost grows with it
-# (20,000 x 1280-d, 2 threads: 19.3 s at 40, 8.6 s at 20), but the graph's quality too: at 100,000 x
-# 1280-d, efConstruction 20 finds recall@10 0.62 at efSearch 96 and 0.67 at 128 (0.97 at 40, 96).
+# Candidates per insertion while the graph is built (FAISS's default, 40). The build's cost grows with it,
+# and the graph's quality too: benchmarks/search.py at 100,000 x 1280-d (--ef-construction 20 against the
+# default, load average 2 to 3) ingests 2,036 vectors/s at 20 against 743 at 40, but its graph then finds
+# recall@10 0.654 at efSearch 96 against 0.972.
 EF_CONSTRUCTION = 40
 # Under a filter, efSearch is raised by FILTERED_EF / share: the filtered top-10 reaches past the query's
 # identity, where a graph finds neighbours less surely. Excluding one camera of 20 at 100,000 x 1280-d:
