@@ -93,6 +93,7 @@ bench: install
 	$(PY) benchmarks/onnx_inference.py --threads 1 MODEL.BACKBONE.NAME build_osnet_backbone MODEL.BACKBONE.DEPTH x0_25 MODEL.BACKBONE.FEAT_DIM 128
 	$(PY) benchmarks/onnx_inference.py --threads 1 --config-file configs/VeRi/val_r50.yml --batch 8
 	$(PY) benchmarks/search.py
+	$(PY) benchmarks/search.py --kinds exact,hnsw --ef-construction 20
 	$(PY) benchmarks/search.py --gallery 20000 --queries 100 --milvus lite
 
 clean:

@@ -18,6 +18,7 @@ queries are new images of gallery identities, each from a random camera.
 import argparse
 import contextlib
 import os
+import resource
 import shutil
 import statistics
 import tempfile
@@ -49,7 +50,8 @@ def model_dim(config_file):
 
 
 def ingest(location, vectors, metas, kind, batch=256):
-    """Seconds to commit every row in batches and build and write the index of ``kind``."""
+    """Seconds to commit every row in batches and build and write the index of ``kind``, and of those the
+    seconds of the build and write (``finish``)."""
     from fastreid_val.deploy.backend import open_backend
 
     model = {"fingerprint": "bench", "dim": vectors.shape[1], "model": "synthetic"}
@@ -58,8 +60,15 @@ def ingest(location, vectors, metas, kind, batch=256):
     with open_backend(location, writer=True, model=model, kind=kind, rebuild=True) as b:
         for s in range(0, len(vectors), batch):
             b.add(entries[s:s + batch], metas[s:s + batch], vectors[s:s + batch])
+        built = time.perf_counter()
         b.finish()
-    return time.perf_counter() - start
+        end = time.perf_counter()
+    return end - start, end - built
+
+
+def load():
+    """The 1-minute load average: what else the cores were doing while a line was measured."""
+    return f"{os.getloadavg()[0]:.1f}"
 
 
 def rebuild_as(source, folder, kind, dim):
@@ -85,6 +94,7 @@ def main():
     p.add_argument("--threads", type=int, default=1, help="FAISS threads while searching")
     p.add_argument("--ingest-threads", type=int, default=2, help="FAISS threads while indexing")
     p.add_argument("--ef-search", type=int, help="HNSW efSearch (default: the index's, 96)")
+    p.add_argument("--ef-construction", type=int, help="HNSW efConstruction of the graphs built (default 40)")
     p.add_argument("--folder", help="where the indexes are written (default: a temporary folder, removed)")
     p.add_argument("--milvus", help="HOST:PORT of a Milvus server, or 'lite' for a Milvus Lite server of this run's "
                                     "own on 127.0.0.1: its HNSW collection joins the cases")
@@ -95,6 +105,9 @@ def main():
     from fastreid_val.deploy.metadata import Filter, ImageMeta
     from fastreid_val.experiments.timing import machine
 
+    from fastreid_val.deploy import faiss_kinds
+
+    faiss_kinds.EF_CONSTRUCTION = a.ef_construction or faiss_kinds.EF_CONSTRUCTION  # read by each build
     dim = a.dim or model_dim(a.config_file)
     rng = np.random.default_rng(0)
     ids = a.ids or max(1, a.gallery // 10)
@@ -116,19 +129,20 @@ def main():
     stack = contextlib.ExitStack()
     try:
         faiss.omp_set_num_threads(a.ingest_threads)
-        seconds = ingest(os.path.join(root, "default"), gallery, metas, "auto")
+        seconds, built = ingest(os.path.join(root, "default"), gallery, metas, "auto")
         backends = {}
         with open_backend(os.path.join(root, "default")) as b:
             default = b.factory
         print(f"case=ingest backend=faiss n={a.gallery} dim={dim} index={default} threads={a.ingest_threads} "
-              f"seconds={seconds:.1f} vectors_per_s={a.gallery / seconds:.0f}", flush=True)
+              f"seconds={seconds:.1f} build_s={built:.1f} vectors_per_s={a.gallery / seconds:.0f} load={load()}",
+              flush=True)
         for kind in a.kinds.split(","):
             folder = os.path.join(root, kind)
             built = rebuild_as(os.path.join(root, "default"), folder, kind, dim)
             start = time.perf_counter()
             backends[kind, "faiss"] = open_backend(folder, ef_search=a.ef_search)
             print(f"case=build backend=faiss kind={kind} index={backends[kind, 'faiss'].factory} build_s={built:.1f} "
-                  f"open_s={time.perf_counter() - start:.1f}", flush=True)
+                  f"open_s={time.perf_counter() - start:.1f} load={load()}", flush=True)
         if a.milvus:
             address = a.milvus
             if address == "lite":
@@ -136,10 +150,10 @@ def main():
 
                 address = stack.enter_context(milvus_lite_server(os.path.join(root, "milvus")))
             location = f"milvus://{address}/bench_{a.gallery}_{dim}"
-            seconds = ingest(location, gallery, metas, "hnsw", batch=2048)
+            seconds, _ = ingest(location, gallery, metas, "hnsw", batch=2048)
             backends["hnsw", "milvus"] = open_backend(location)
             print(f"case=ingest backend=milvus n={a.gallery} dim={dim} index={backends['hnsw', 'milvus'].factory} "
-                  f"seconds={seconds:.1f} vectors_per_s={a.gallery / seconds:.0f}", flush=True)
+                  f"seconds={seconds:.1f} vectors_per_s={a.gallery / seconds:.0f} load={load()}", flush=True)
         masks = next(b for (_, engine), b in backends.items() if engine == "faiss")  # who knows the rows' metadata
         faiss.omp_set_num_threads(a.threads)
         truth_kind = ("exact", "faiss") if ("exact", "faiss") in backends else None
@@ -158,9 +172,12 @@ def main():
                     [len(set(f[f >= 0]) & set(t[t >= 0])) / max(1, (t >= 0).sum())
                      for f, t in zip(found[kind, engine], found[truth_kind])])
                 print(f"case={kind} backend={engine} n={a.gallery} dim={dim} filter={name} pass={share:.2f} "
-                      f"median_ms={1000 * statistics.median(lat[kind, engine]):.2f} recall@10={recall:.3f}", flush=True)
+                      f"median_ms={1000 * statistics.median(lat[kind, engine]):.2f} recall@10={recall:.3f} "
+                      f"load={load()}", flush=True)
         for b in backends.values():
             b.close()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+        print(f"case=memory peak_rss_gib={peak:.1f} (every index above open at once, and the gallery)", flush=True)
     finally:
         stack.close()
         if not a.folder:

@@ -81,6 +81,33 @@ def test_filtered_top_k_against_a_naive_reference(tmp_path, kind, monkeypatch):
                 assert recall >= 0.95, (name, recall)
 
 
+def test_a_narrow_scan_reads_codes_of_the_rows_own_vectors(tmp_path, monkeypatch):
+    """An approximate index scans a narrow filter's rows as 8-bit codes: they decode to the rows' vectors
+    clipped to each dimension's range (within one 8-bit step of it) after the writer's exact index is
+    rebuilt as a graph, after rows are added to the graph, and when the index is opened again; and a
+    filter passing at most RERANK * k rows gets their exact top-k."""
+    monkeypatch.setattr(faiss_kinds, "EXACT_BELOW", 200)
+    x, entries, metas = gallery(N + 300)
+    lo, hi = x[:N].min(0), x[:N].max(0)  # the ranges the codes learn from the first N rows, widened:
+    lo, hi = lo - faiss_kinds.SCAN_MARGIN * (hi - lo), hi + faiss_kinds.SCAN_MARGIN * (hi - lo)
+    step = ((hi - lo) / 255).max()
+    with FaissBackend.open(str(tmp_path), writer=True, model=MODEL, kind="auto") as b:
+        b.add(entries[:N], metas[:N], x[:N])
+        b.finish()  # Flat (what the rows were committed into) -> HNSW32,Flat
+        assert b.factory == "HNSW32,Flat" and b.scan.ntotal == N
+        np.testing.assert_allclose(b.scan.reconstruct_n(0, N), x[:N], atol=step)
+        b.add(entries[N:], metas[N:], x[N:])
+        np.testing.assert_allclose(b.scan.reconstruct_n(0, N + 300), np.clip(x, lo, hi), atol=step)
+        b.finish()
+    with open_backend(str(tmp_path)) as b:  # opened again: the ranges are learnt from all the rows
+        lo, hi = x.min(0), x.max(0)
+        lo, hi = lo - faiss_kinds.SCAN_MARGIN * (hi - lo), hi + faiss_kinds.SCAN_MARGIN * (hi - lo)
+        np.testing.assert_allclose(b.scan.reconstruct_n(0, N + 300), x, atol=((hi - lo) / 255).max())
+        flt = Filter(since=100.0, until=100.0 + faiss_kinds.RERANK * 10 - 1)  # 40 rows pass
+        truth, _ = naive(x[:50], x, metas, flt)
+        np.testing.assert_array_equal(b.search(x[:50], 10, flt)[1], truth)
+
+
 def test_deletions_are_skipped_then_compacted(tmp_path):
     x, metas = write(tmp_path, "exact")
     deleted = set(range(0, N, 10))  # 10%: tombstones

@@ -128,11 +128,14 @@ class Catalog:
                                   (start, 4 * dim)).fetchone()
             if bad is not None:
                 raise ValueError(f"row {bad[0]} has a value of the wrong type or a vector that is not {dim} float32")
+            count = self.db.execute("SELECT count(*) FROM images WHERE pos >= ?", (start,)).fetchone()[0]
             cursor = self.db.execute("SELECT pos, path, size, mtime_ns, camera, timestamp, track, deleted, checksum, "
                                      "vector FROM images WHERE pos >= ? ORDER BY pos", (start,))
             rows = {k: [] for k, _ in _COLUMNS if k != "vector"}
-            vectors = []
+            vectors = np.empty((count, dim), np.float32)  # filled in place: one copy of the vectors in memory
             for expected, r in enumerate(cursor, start=start):
+                if expected - start == count:
+                    raise ValueError(f"more rows than the {count} counted")
                 if r[0] != expected:
                     raise ValueError(f"positions jump from {expected - 1} to {r[0]}")
                 if row_checksum(*r[1:7], r[9]) != r[8]:
@@ -141,11 +144,12 @@ class Catalog:
                 for (k, _), v in zip(_COLUMNS, r):
                     if k != "vector":
                         rows[k].append(v)
-                vectors.append(r[9])
+                vectors[expected - start] = np.frombuffer(r[9], dtype=np.float32)
+            if len(rows["pos"]) != count:
+                raise ValueError(f"{len(rows['pos'])} rows read of the {count} counted")
         except (sqlite3.Error, ValueError) as e:
             raise self.refused(e) from None
-        rows["vectors"] = (np.frombuffer(b"".join(vectors), dtype=np.float32).reshape(len(vectors), dim)
-                           if vectors else np.zeros((0, dim), np.float32))
+        rows["vectors"] = vectors
         return rows
 
     # Writing: each call is one transaction.

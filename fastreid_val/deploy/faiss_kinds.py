@@ -3,30 +3,44 @@
 images on), ``IVF<nlist>,Flat`` (inverted lists, ``--kind ivf``), or any factory string
 (``--kind "HNSW16,Flat"``); and how a query is searched, by how many rows its filter lets through:
 
-* the exact index, or a filter passing fewer than ``APPROX_MIN_SHARE`` of the rows or at most
-  ``EXACT_BELOW`` rows: exact search over the rows that pass (the flat vectors with the filter as an
-  ``IDSelectorBitmap``; an HNSW graph searched with a narrow selector loses recall, since most of its
-  paths lead through rows that do not pass);
+* the exact index: exact search over the rows that pass (the flat vectors with the filter as an
+  ``IDSelectorBitmap``), whatever the filter;
+* an approximate index and a filter passing fewer than ``APPROX_MIN_SHARE`` of the rows or at most
+  ``EXACT_BELOW`` rows: a scan of the rows that pass, as 8-bit codes (``SCAN``, a quarter of the float
+  vectors' bytes), whose best ``RERANK`` · k are ranked again by their float vectors (an HNSW graph
+  searched with a narrow selector loses recall, since most of its paths lead through rows that do not
+  pass). Where at most ``RERANK`` · k rows pass, this is exact;
 * otherwise the graph (``efSearch`` raised by ``FILTERED_EF`` / share) or the cells (``nprobe`` by 1 / share),
-  with the selector; a query for which it finds fewer than k rows is then searched exactly.
+  with the selector; a query for which it finds fewer than k rows is then scanned as above.
 """
 import math
 
 from ..errors import IndexMismatchError
 
 __all__ = ["factory_for", "default_nlist", "default_nprobe", "new_index", "build", "approximate_params",
-           "EXACT_BELOW", "HNSW", "EF_SEARCH", "APPROX_MIN_SHARE"]
+           "new_scan", "EXACT_BELOW", "HNSW", "EF_SEARCH", "EF_CONSTRUCTION", "APPROX_MIN_SHARE", "SCAN", "RERANK"]
 
 EXACT_BELOW = 10_000     # auto: exact below this many images (a brute-force query over 10,000 x 1280 takes ~6 ms)
 HNSW = "HNSW32,Flat"     # M = 32 links per node
 # HNSW candidates per query (at least k). On benchmarks/search.py's 100,000 x 1280-d gallery (--ef-search):
 # recall@10 0.868 at 32 (its first run), 0.946 at 64, 0.972 at 96, 0.981 at 192.
 EF_SEARCH = 96
+# Candidates per insertion while the graph is built (FAISS's default, 40). The build's cost grows with it,
+# and the graph's quality too: benchmarks/search.py at 100,000 x 1280-d (--ef-construction 20 against the
+# default, load average 2 to 3) ingests 2,036 vectors/s at 20 against 743 at 40, but its graph then finds
+# recall@10 0.654 at efSearch 96 against 0.972.
+EF_CONSTRUCTION = 40
 # Under a filter, efSearch is raised by FILTERED_EF / share: the filtered top-10 reaches past the query's
 # identity, where a graph finds neighbours less surely. Excluding one camera of 20 at 100,000 x 1280-d:
 # recall@10 0.943 at efSearch 102 (96 / 0.95), 0.950 at 150, 0.958 at 200, 0.968 at 300.
 FILTERED_EF = 1.5
-APPROX_MIN_SHARE = 0.5   # a filter passing a smaller share of the rows: exact search over those rows
+APPROX_MIN_SHARE = 0.5   # a filter passing a smaller share of the rows: those rows are scanned
+# The scan of a narrow filter's rows. A 10% time window of benchmarks/search.py's 100,000 x 1280-d gallery,
+# one thread, 200 queries (load average 1.6): float vectors with the selector 8.42 ms; 8-bit codes with
+# the best 40 ranked again 5.00 ms, the best 20 4.80 ms, recall@10 1.000 both; 4-bit codes 5.29 ms (0.999).
+SCAN = "SQ8"
+SCAN_MARGIN = 0.1
+RERANK = 4
 MIN_POINTS_PER_CELL = 39  # FAISS's k-means warns below 39 training points per centroid
 
 
@@ -69,12 +83,34 @@ def new_index(factory, dim):
 
 
 def build(factory, vectors):
-    """An index of ``factory`` over ``vectors`` [n, d] (trained on them where it needs training)."""
+    """An index of ``factory`` over ``vectors`` [n, d] (trained on them where it needs training; a graph
+    built with ``EF_CONSTRUCTION``)."""
+    import faiss
+
     index = new_index(factory, vectors.shape[1])
+    if isinstance(faiss.downcast_index(index), faiss.IndexHNSW):
+        faiss.downcast_index(index).hnsw.efConstruction = EF_CONSTRUCTION
     if not index.is_trained:
         index.train(vectors)
     index.add(vectors)
     return index
+
+
+def new_scan(vectors):
+    """The 8-bit codes (``SCAN``) of ``vectors`` [n, d] that a narrow filter's rows are scanned in; more
+    rows are added as they come; None without rows to learn the codes' ranges from."""
+    import faiss
+
+    if not len(vectors):
+        return None
+
+    scan = faiss.index_factory(vectors.shape[1], SCAN, faiss.METRIC_INNER_PRODUCT)  # an IndexScalarQuantizer
+    # Each dimension's range: its min..max over up to ~100,000 rows, widened by SCAN_MARGIN of it on either
+    # side for rows that come later; a value outside is clipped (the codes only choose candidates).
+    scan.sq.rangestat_arg = SCAN_MARGIN
+    scan.train(vectors[:: max(1, len(vectors) // 100_000)])
+    scan.add(vectors)
+    return scan
 
 
 def approximate_params(index, share, k, sel, ef_search, nprobe):
