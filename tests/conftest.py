@@ -83,3 +83,35 @@ def run_tool(name, argv, capsys):
         code = e.code
     out, err = capsys.readouterr()
     return code, out, err
+
+
+@pytest.fixture
+def tool_logging():
+    """For tests that run tools in this process: the tools set up logging as a user's process does
+    (FastReID's ``setup_logger``, the console of ``compare``), with handlers on the test's captured streams:
+    they are removed after the test, and FastReID's cache of its setup cleared, so that no later test logs
+    to a closed stream."""
+    import logging
+
+    from fastreid.utils import logger as fastreid_logger
+
+    loggers = [logging.getLogger(name) for name in ("fastreid", "fastreid_val")]
+    before = {log.name: list(log.handlers) for log in loggers}
+    yield
+    for log in loggers:
+        for h in list(log.handlers):
+            if h not in before[log.name]:
+                log.removeHandler(h)
+    fastreid_logger.setup_logger.cache_clear()
+
+
+def train_in_process(argv, capsys):
+    """``tools/train_net.py argv`` in this process: (exit status, stderr)."""
+    from fastreid_val.engine.cli import cli
+
+    try:
+        cli(list(argv))
+        code = 0
+    except SystemExit as e:
+        code = e.code
+    return code, capsys.readouterr().err

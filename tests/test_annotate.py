@@ -2,8 +2,6 @@
 import http.client
 import json
 import os
-import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -19,6 +17,7 @@ from fastreid_val.errors import AnnotationLockedError
 from fastreid_val.labeller import read_labelled_csv
 
 from .browser import ROOT, start_annotation, stop
+from .conftest import run_tool
 
 
 def test_the_pick_is_spread_over_identities_and_cameras_and_seeded():
@@ -146,7 +145,7 @@ def test_the_server_answers_json_and_serves_only_picked_images(tmp_path):
             server.server_close()
 
 
-def test_the_tool_listens_locally_refuses_a_second_writer_and_a_taken_port(tmp_path):
+def test_the_tool_listens_locally_refuses_a_second_writer_and_a_taken_port(tmp_path, capsys):
     _images(tmp_path / "imgs")
     out = str(tmp_path / "hand.csv")
     proc, url, lines = start_annotation("--images", str(tmp_path / "imgs"), "--output", out)
@@ -162,20 +161,21 @@ def test_the_tool_listens_locally_refuses_a_second_writer_and_a_taken_port(tmp_p
             assert answer.status == 403 and b"is not a name of this server" in answer.read()
             conn.close()
         assert not os.path.exists(out)
-        second = subprocess.run([sys.executable, os.path.join(ROOT, "tools/annotate_viewpoints.py"), "--images",
-                                 str(tmp_path / "imgs"), "--output", out, "--port", "0"],
-                                capture_output=True, text=True, timeout=120)
-        assert second.returncode == 2 and "Traceback" not in second.stderr
-        assert second.stderr.strip().splitlines() == [
+        # a second annotation of the same file, and one on the taken port: the tool's main in this process
+        # (the first one, above, is the user's process)
+        code, _, err = run_tool("annotate_viewpoints", ["--images", str(tmp_path / "imgs"), "--output", out,
+                                                        "--port", "0"], capsys)
+        assert code == 2 and "Traceback" not in err
+        assert err.strip().splitlines() == [
             f"error: {out} is open in another annotation (process {proc.pid}); close that one first, or choose "
             "another --output"]
         port = url.rstrip("/").rsplit(":", 1)[1]
-        taken = subprocess.run([sys.executable, os.path.join(ROOT, "tools/annotate_viewpoints.py"), "--images",
-                                str(tmp_path / "imgs"), "--output", str(tmp_path / "other.csv"), "--port", port],
-                               capture_output=True, text=True, timeout=120)
-        assert taken.returncode == 2
-        assert taken.stderr.strip().splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: the port is in use; "
-                                                     "choose another --port or --host"]
+        code, _, err = run_tool("annotate_viewpoints", ["--images", str(tmp_path / "imgs"), "--output",
+                                                        str(tmp_path / "other.csv"), "--port", port], capsys)
+        assert code == 2
+        assert err.strip().splitlines() == [f"error: cannot listen on 127.0.0.1:{port}: the port is in use; "
+                                            "choose another --port or --host"]
+        assert not os.path.exists(tmp_path / "other.csv.lock")
         stop(proc)  # SIGTERM: the server shuts down, the tool lets its lock go and exits 0
         assert proc.returncode == 0 and not os.path.exists(out + ".lock")
     finally:

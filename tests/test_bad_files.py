@@ -18,12 +18,13 @@ from fastreid_val.errors import AnnotationError, InvalidConfigError, OutputFileE
 from fastreid_val.labeller import read_labelled_csv
 from fastreid_val.weights_file import load_weights_file
 
-from .conftest import TINY_OPTS, run_tool
+from .conftest import TINY_OPTS, run_tool, train_in_process as train
 from .trees import veri_tree
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 CORPUS = os.path.join(os.path.dirname(__file__), "data", "bad_inputs")
 CFG = os.path.join(ROOT, "configs/SynthVeRi/val_mnv2.yml")
+pytestmark = pytest.mark.usefixtures("tool_logging")  # the tools' logging handlers go with each test
 
 
 def corpus(name):
@@ -45,37 +46,6 @@ def one_error_line(code, err, pattern):
     assert code == 2 and "Traceback" not in err, err[-3000:]
     assert lines and lines[-1].startswith("error: ") and re.search(pattern, lines[-1]), lines[-1:]
     return lines[-1]
-
-
-@pytest.fixture(autouse=True)
-def _no_handler_outlives_its_test():
-    """The tools run here set up logging as a user's process does (FastReID's ``setup_logger``, the console
-    of ``compare``), with handlers on this test's captured streams: they are removed after each test, and
-    FastReID's cache of its setup cleared, so that no later test logs to a closed stream."""
-    import logging
-
-    from fastreid.utils import logger as fastreid_logger
-
-    loggers = [logging.getLogger(name) for name in ("fastreid", "fastreid_val")]
-    before = {log.name: list(log.handlers) for log in loggers}
-    yield
-    for log in loggers:
-        for h in list(log.handlers):
-            if h not in before[log.name]:
-                log.removeHandler(h)
-    fastreid_logger.setup_logger.cache_clear()
-
-
-def train(argv, capsys):
-    """``tools/train_net.py argv`` in this process: (exit status, stderr)."""
-    from fastreid_val.engine.cli import cli
-
-    try:
-        cli(list(argv))
-        code = 0
-    except SystemExit as e:
-        code = e.code
-    return code, capsys.readouterr().err
 
 
 # Annotation files: VeRi-776's keypoint file with an infinite value, or not UTF-8.

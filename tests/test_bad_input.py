@@ -1,18 +1,30 @@
-"""Bad inputs through the command line: one line on stderr, exit status 2, nothing lost."""
+"""Bad inputs through the command line: one line on stderr, exit status 2, nothing lost. A missing config
+file runs tools/train_net.py as a user does, in a process of its own; the other probes run its ``cli`` in
+this process (a process per probe would import torch each time)."""
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
+from .conftest import train_in_process
+
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 CFG = os.path.join(ROOT, "configs/SynthVeRi/val_mnv2.yml")
+pytestmark = pytest.mark.usefixtures("tool_logging")  # the training's logging handlers go with each test
 
 
-def _train(tmp_path, *opts, env_root=None):
-    env = dict(os.environ, FASTREID_DATASETS=str(env_root or tmp_path / "datasets"))
-    cmd = [sys.executable, os.path.join(ROOT, "tools/train_net.py"), "--config-file", CFG, *opts]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
+def _train(tmp_path, monkeypatch, capsys, *opts, config=CFG):
+    """tools/train_net.py in this process: (exit status, stderr)."""
+    monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path / "datasets"))
+    return train_in_process(["--config-file", config, *opts], capsys)
+
+
+def _one_line(code, err, pattern):
+    assert code == 2 and "Traceback" not in err, err[-2000:]
+    last = err.strip().splitlines()[-1]
+    assert re.search(pattern, last), last
 
 
 @pytest.mark.parametrize("opts, message", [
@@ -29,24 +41,18 @@ def _train(tmp_path, *opts, env_root=None):
     (["MODEL.HEADS.CLS_LAYER", "CircleSoftmax", "MODEL.HEADS.SCALE", "64", "MODEL.HEADS.MARGIN", "0.35"],
      "error: IdentityViewpointHead .* would ignore MODEL.HEADS.CLS_LAYER 'CircleSoftmax'"),
 ])
-def test_bad_input_is_one_line_and_exit_2(tmp_path, opts, message):
-    import re
-
-    proc = _train(tmp_path, *opts, "OUTPUT_DIR", str(tmp_path / "out"))
-    assert proc.returncode == 2, proc.stderr[-2000:]
-    last = proc.stderr.strip().splitlines()[-1]
-    assert re.search(message, last), last
-    assert "Traceback" not in proc.stderr
+def test_bad_input_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys, opts, message):
+    _one_line(*_train(tmp_path, monkeypatch, capsys, *opts, "OUTPUT_DIR", str(tmp_path / "out")), message)
 
 
-def test_missing_config_file(tmp_path):
+def test_missing_config_file(tmp_path, monkeypatch, capsys):
+    # as a user runs it, in a process of its own: the script's exit status and stderr
     env = dict(os.environ, FASTREID_DATASETS=str(tmp_path / "datasets"))
-    for config in (str(tmp_path / "nope.yml"), _with_missing_base(tmp_path)):
-        proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools/train_net.py"), "--config-file", config],
-                              capture_output=True, text=True, env=env, timeout=300)
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr[-2000:]
-        assert "does not exist" in proc.stderr.strip().splitlines()[-1] or \
-            "No such file" in proc.stderr.strip().splitlines()[-1]
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools/train_net.py"), "--config-file",
+                           str(tmp_path / "nope.yml")], capture_output=True, text=True, env=env, timeout=300)
+    _one_line(proc.returncode, proc.stderr, "does not exist|No such file")
+    code, err = _train(tmp_path, monkeypatch, capsys, config=_with_missing_base(tmp_path))
+    _one_line(code, err, "does not exist|No such file")
 
 
 def test_a_url_base_is_read_as_a_local_path(tmp_path):
@@ -66,21 +72,22 @@ def _with_missing_base(tmp_path):
     return str(child)
 
 
-def test_output_dir_not_writable(tmp_path):
+def test_output_dir_not_writable(tmp_path, monkeypatch, capsys):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
-    proc = _train(tmp_path, "OUTPUT_DIR", str(blocker / "out"))
-    assert proc.returncode == 2
-    assert f"error: OUTPUT_DIR {blocker / 'out'} is not writable" in proc.stderr.strip().splitlines()[-1]
+    code, err = _train(tmp_path, monkeypatch, capsys, "OUTPUT_DIR", str(blocker / "out"))
+    assert code == 2
+    assert f"error: OUTPUT_DIR {blocker / 'out'} is not writable" in err.strip().splitlines()[-1]
     assert blocker.read_text() == "not a folder"
 
 
-def test_empty_dataset_folder(tmp_path):
+def test_empty_dataset_folder(tmp_path, monkeypatch, capsys):
     for d in ("image_train", "image_query", "image_test"):
         os.makedirs(tmp_path / "datasets" / "veri" / d)
-    proc = _train(tmp_path, "DATASETS.NAMES", '("VeRiViewpoint",)', "OUTPUT_DIR", str(tmp_path / "out"))
-    assert proc.returncode == 2
-    assert "keypoint_train.txt not found" in proc.stderr or "no *.jpg images" in proc.stderr
-    proc = _train(tmp_path, "DATASETS.NAMES", '("VeRiViewpoint",)', "DATASETS.VIEWPOINT.MISSING_ANNOTATION", "unknown",
-                  "OUTPUT_DIR", str(tmp_path / "out"))
-    assert proc.returncode == 2 and "no *.jpg images in" in proc.stderr.strip().splitlines()[-1]
+    code, err = _train(tmp_path, monkeypatch, capsys, "DATASETS.NAMES", '("VeRiViewpoint",)',
+                       "OUTPUT_DIR", str(tmp_path / "out"))
+    assert code == 2
+    assert "keypoint_train.txt not found" in err or "no *.jpg images" in err
+    code, err = _train(tmp_path, monkeypatch, capsys, "DATASETS.NAMES", '("VeRiViewpoint",)',
+                       "DATASETS.VIEWPOINT.MISSING_ANNOTATION", "unknown", "OUTPUT_DIR", str(tmp_path / "out"))
+    assert code == 2 and "no *.jpg images in" in err.strip().splitlines()[-1]

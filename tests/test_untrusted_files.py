@@ -1,6 +1,7 @@
 """A model file from anyone never runs code: a checkpoint whose unpickling would create a file is handed
 to every tool that reads one; the file is never created and each tool stops with its one line. A
-config file cannot build Python objects either."""
+config file cannot build Python objects either. The training's first probe and the labeller run as a user
+runs them, in a process of their own; the other probes run the tools in this process."""
 import os
 import pickle
 import re
@@ -13,6 +14,8 @@ import torch
 
 from fastreid_val.errors import CheckpointMismatchError, CheckpointNotFoundError, UnsafeModelFileError
 from fastreid_val.weights_file import load_weights_file
+
+from .conftest import run_tool, train_in_process
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 REFUSED = re.compile(r"^error: .* was refused: loading it would import builtins\.exec, which can run code")
@@ -51,8 +54,20 @@ def test_the_payload_really_runs_code_when_unpickled_in_full(evil):
 
 
 def _tool(env, *argv):
+    """``python argv`` as a user runs a tool, in a process of its own: (exit status, stderr)."""
     proc = subprocess.run([sys.executable, *argv], capture_output=True, text=True, env=env, timeout=600, cwd=ROOT)
     return proc.returncode, proc.stderr
+
+
+def _here(monkeypatch, capsys, env, tool, *argv):
+    """``tools/<tool>.py argv`` in this process with the variables ``env`` (a process per probe would import
+    torch each time): (exit status, stderr)."""
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    if tool == "train_net":
+        return train_in_process(argv, capsys)
+    code, _, err = run_tool(tool, argv, capsys)
+    return code, err
 
 
 def _refused(code, err, marker):
@@ -63,33 +78,37 @@ def _refused(code, err, marker):
     assert REFUSED.search(last), last
 
 
-def test_train_net_eval_only_resume_and_weights_refuse_it(evil, tiny_run, datasets_root, tmp_path):
+def test_train_net_eval_only_resume_and_weights_refuse_it(evil, tiny_run, datasets_root, tmp_path, monkeypatch,
+                                                          capsys, tool_logging):
     path, marker = evil
     config, opts = tiny_run[0], tiny_run[1]
-    env = dict(os.environ, FASTREID_DATASETS=datasets_root, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
-    train = [os.path.join(ROOT, "tools/train_net.py"), "--config-file", config]
-    # --eval-only MODEL.WEIGHTS: before anything is built
-    _refused(*_tool(env, *train, "--eval-only", *opts, "MODEL.WEIGHTS", path, "OUTPUT_DIR", str(tmp_path / "e")), marker)
+    env = dict(FASTREID_DATASETS=datasets_root, TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD="1")
+    # --eval-only MODEL.WEIGHTS, before anything is built: as a user runs it, in a process of its own
+    _refused(*_tool(dict(os.environ, **env), os.path.join(ROOT, "tools/train_net.py"), "--config-file", config,
+                    "--eval-only", *opts, "MODEL.WEIGHTS", path, "OUTPUT_DIR", str(tmp_path / "e")), marker)
+    train = ["--config-file", config]
     # fine-tuning from MODEL.WEIGHTS
-    _refused(*_tool(env, *train, *opts, "MODEL.WEIGHTS", path, "OUTPUT_DIR", str(tmp_path / "w")), marker)
+    _refused(*_here(monkeypatch, capsys, env, "train_net", *train, *opts, "MODEL.WEIGHTS", path,
+                    "OUTPUT_DIR", str(tmp_path / "w")), marker)
     # --resume from a folder whose last_checkpoint names it
     out = tmp_path / "r"
     out.mkdir()
     os.replace(poisoned(tiny_run[2], out / "model_0003.pth", marker), out / "model_0003.pth")
     (out / "last_checkpoint").write_text("model_0003.pth")
-    _refused(*_tool(env, *train, "--resume", *opts, "OUTPUT_DIR", str(out)), marker)
+    _refused(*_here(monkeypatch, capsys, env, "train_net", *train, "--resume", *opts, "OUTPUT_DIR", str(out)), marker)
     # ImageNet weights given as MODEL.BACKBONE.PRETRAIN_PATH (the packaged MobileNetV2's loader)
-    _refused(*_tool(env, *train, *opts, "MODEL.BACKBONE.PRETRAIN_PATH", path, "OUTPUT_DIR", str(tmp_path / "p")), marker)
+    _refused(*_here(monkeypatch, capsys, env, "train_net", *train, *opts, "MODEL.BACKBONE.PRETRAIN_PATH", path,
+                    "OUTPUT_DIR", str(tmp_path / "p")), marker)
 
 
-def test_export_and_search_refuse_it(evil, tiny_run, datasets_root, tmp_path):
+def test_export_and_search_refuse_it(evil, tiny_run, datasets_root, tmp_path, monkeypatch, capsys, tool_logging):
     path, marker = evil
     config, opts, _, data = tiny_run
-    env = dict(os.environ, FASTREID_DATASETS=datasets_root)
-    _refused(*_tool(env, os.path.join(ROOT, "tools/export_onnx.py"), "--config-file", config, "--weights", path,
+    env = dict(FASTREID_DATASETS=datasets_root)
+    _refused(*_here(monkeypatch, capsys, env, "export_onnx", "--config-file", config, "--weights", path,
                     "--images", os.path.join(data, "image_query"), *opts), marker)
     assert not os.path.exists(os.path.splitext(path)[0] + ".onnx")
-    _refused(*_tool(env, os.path.join(ROOT, "tools/search.py"), "--config-file", config, "--weights", path,
+    _refused(*_here(monkeypatch, capsys, env, "search", "--config-file", config, "--weights", path,
                     "--index", str(tmp_path / "index"), "--gallery", os.path.join(data, "image_query"), *opts), marker)
     assert not os.path.exists(tmp_path / "index")
 

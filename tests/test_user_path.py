@@ -3,7 +3,8 @@ tiny tree in its dataset's published layout (VeRi-776, VehicleID, VERI-Wild, Syn
 weights from FastReID's cache (files of the right layout that the test writes there).
 
 The configs run as users run them; the overrides only make the run tiny: input size, batch (two
-identities of NUM_INSTANCE images), epochs, checkpoint and evaluation periods, and a backbone freeze
+identities of NUM_INSTANCE images; twelve on the tiny SynthVeRi, whose larger training set would
+otherwise take 12 times as many iterations), epochs, checkpoint and evaluation periods, and a backbone freeze
 of one iteration (so that both the freeze and the release run), and a tenth of the learning rate with a
 fixed seed (the random "ImageNet" files are not calibrated layers). Optimizer, warm-up, schedule,
 losses and sampler stay the config's: a few iterations stay in the warm-up, as a run's first
@@ -19,7 +20,7 @@ from fastreid.engine import default_argument_parser
 from fastreid_val.engine import build_config, main
 from fastreid_val.weights_file import load_weights_file
 
-from .conftest import TINY_OPTS
+from .conftest import TINY_OPTS, run_tool
 from .trees import fill_imagenet_cache, user_trees
 
 ROOT = os.path.join(os.path.dirname(__file__), "..")
@@ -42,11 +43,11 @@ def tiny_opts(config, input_size=48):
             # features, which the evaluation rightly refuses; real ImageNet weights start from calibrated layers.
             "SOLVER.BASE_LR", str(cfg.SOLVER.BASE_LR / 100), "RUN.SEED", "0"]
     if "SynthVeRi" in cfg.DATASETS.NAMES:
-        opts += TINY_OPTS
+        # TINY_OPTS's 24 identities at 4 images each, twelve identities a batch: 2 iterations an epoch, as
+        # few as the other trees take (at 8 images each, two identities a batch took 24).
+        opts += TINY_OPTS + ["DATASETS.SYNTHVERI.IMAGES_PER_ID", "4", "SOLVER.IMS_PER_BATCH", str(12 * instances)]
     if cfg.MODEL.BACKBONE.NAME == "build_sie_vit_backbone":
         opts += VIT_TINY_OPTS
-        if "SynthVeRi" in cfg.DATASETS.NAMES:  # half the images of TINY_OPTS: a ViT step costs in proportion to its images
-            opts += ["DATASETS.SYNTHVERI.IMAGES_PER_ID", "4", "SOLVER.IMS_PER_BATCH", "32"]
     return opts
 
 
@@ -88,13 +89,27 @@ def _metrics(results):
     return results if all(isinstance(v, dict) for v in results.values()) else {"": results}
 
 
+# The ViT recipe the resume test goes on from: trained once, for the sweep and for that test.
+VIT_VAL = "configs/VeRi/bagtricks_vit_val.yml"
+
+
+@pytest.fixture(scope="module")
+def vit_val_run(user_env, tmp_path_factory):
+    """``VIT_VAL``'s tiny run: (output folder, results); its checkpoints go at the end of the module."""
+    import shutil
+
+    out = tmp_path_factory.mktemp("vit_val")
+    yield out, _run(VIT_VAL, out)
+    shutil.rmtree(out, ignore_errors=True)
+
+
 @pytest.mark.parametrize("config", CONFIGS)
-def test_every_config_trains_and_evaluates(user_env, tmp_path, config):
-    results = _run(config, tmp_path)
+def test_every_config_trains_and_evaluates(user_env, tmp_path, request, config):
+    out, results = request.getfixturevalue("vit_val_run") if config == VIT_VAL else (tmp_path, _run(config, tmp_path))
     for name, metrics in _metrics(results).items():
         assert 0.0 <= metrics["mAP"] <= 100.0 and 0.0 <= metrics["Rank-1"] <= 100.0, (name, metrics)
-    assert os.path.isfile(tmp_path / "model_final.pth")
-    for checkpoint in glob.glob(str(tmp_path / "*.pth")):  # periodic, best and final: read as a user's file is
+    assert os.path.isfile(out / "model_final.pth")
+    for checkpoint in glob.glob(str(out / "*.pth")):  # periodic, best and final: read as a user's file is
         assert set(load_weights_file(checkpoint)) >= {"model", "optimizer", "epoch"}, checkpoint
 
 
@@ -108,12 +123,16 @@ def _train_cmd(config, out, *extra, resume=False):
 
 
 @pytest.mark.parametrize("config", FAMILIES)
-def test_family_rerank_kill_resume_eval_only_export(user_env, tmp_path, config):
+def test_family_rerank_kill_resume_eval_only_export(user_env, tmp_path, capsys, tool_logging, config):
     import json
     import signal
     import subprocess
     import time
 
+    # The run that is killed is a process of its own in every family; the paper's config also resumes and
+    # exports as a user runs them (tools/train_net.py, tools/export_onnx.py), the other families in this
+    # process (the same code, without a process that imports torch each time).
+    as_user = config == FAMILIES[0]
     root, torch_home = user_env
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     out = tmp_path / "run"
@@ -133,10 +152,13 @@ def test_family_rerank_kill_resume_eval_only_export(user_env, tmp_path, config):
                           else "resnet50-19c8e357.pth")
     assert yaml_value(out / "config.yaml", "PRETRAIN_PATH") == cached  # the ImageNet file came from the cache
     # 2. --resume: continues after the checkpoint's epoch and evaluates with re-ranking at the end
-    proc = subprocess.run(_train_cmd(config, out, "SOLVER.MAX_EPOCH", str(killed_at + 3), "TEST.EVAL_PERIOD", "40",
-                                     "TEST.RERANK.ENABLED", "True", resume=True),
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    resume = ["SOLVER.MAX_EPOCH", str(killed_at + 3), "TEST.EVAL_PERIOD", "40", "TEST.RERANK.ENABLED", "True"]
+    if as_user:
+        proc = subprocess.run(_train_cmd(config, out, *resume, resume=True), env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    else:
+        _run(config, out, *resume, resume=True)
     assert f"Starting training from epoch {killed_at + 1}\n" in (out / "log.txt").read_text()
     resumed = json.load(open(out / "results.json"))["metrics"]["VeRiViewpoint"]
     assert 0 <= resumed["mAP"] <= 100 and "xview-mAP" in resumed
@@ -146,10 +168,15 @@ def test_family_rerank_kill_resume_eval_only_export(user_env, tmp_path, config):
                    "MODEL.BACKBONE.PRETRAIN_PATH", "/moved/away.pth", eval_only=True)
     assert metrics["mAP"] == pytest.approx(resumed["mAP"], abs=1e-4)
     # 4. tools/export_onnx.py on that checkpoint
-    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools/export_onnx.py"), "--config-file",
-                           os.path.join(ROOT, config), "--weights", final, "--num-images", "4",
-                           *tiny_opts(config)[:4]], env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    export = ["--config-file", os.path.join(ROOT, config), "--weights", final, "--num-images", "4",
+              *tiny_opts(config)[:4]]
+    if as_user:
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools/export_onnx.py"), *export], env=env,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    else:
+        code, _, err = run_tool("export_onnx", export, capsys)
+        assert code == 0, err[-3000:]
     assert os.path.getsize(str(out / "model_final.onnx")) > 1_000_000
 
 
@@ -160,12 +187,18 @@ def yaml_value(path, key):
     return cfg["MODEL"]["BACKBONE"][key]
 
 
-def test_vit_resume_and_eval_only(user_env, tmp_path):
+def test_vit_resume_and_eval_only(vit_val_run, tmp_path):
     """A ViT recipe (VAL twin, camera x view SIE) resumes from its checkpoint and evaluates --eval-only
     from it to the same metrics; in one process (the kill/resume/export tier above runs the ResNet families)."""
-    config = "configs/VeRi/bagtricks_vit_val.yml"
+    config = VIT_VAL
+    swept, _ = vit_val_run  # one epoch, checkpointed: the sweep's run of this config
     out = tmp_path / "run"
-    _run(config, out)  # one epoch, checkpointed
+    out.mkdir()
+    # Its last checkpoint, linked into a folder of this test's (checkpoints are replaced by a rename, never
+    # rewritten in place, so the sweep's files stay as they were).
+    tag = (swept / "last_checkpoint").read_text().strip()
+    for name in ("last_checkpoint", tag):
+        os.link(swept / name, out / name)
     resumed = _run(config, out, "SOLVER.MAX_EPOCH", "2", resume=True)
     assert "Starting training from epoch 1\n" in (out / "log.txt").read_text()
     again = _run(config, tmp_path / "eval", "MODEL.WEIGHTS", str(out / "model_final.pth"), eval_only=True)

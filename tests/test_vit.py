@@ -49,7 +49,16 @@ def test_unknown_camera_and_viewpoint_get_the_mean_vectors():
     torch.testing.assert_close(got[2], model.sie_embed.detach()[2 * 2 + 1, 0])
 
 
-def test_meta_architectures_pass_the_batch_cameras_in_evaluation():
+@pytest.fixture
+def one_block(monkeypatch):
+    """FastReID's small ViT with one block instead of 8: what these tests check (the cameras' path through the
+    meta-architecture, the export's camera input) is the same, at an eighth of the weights to build."""
+    from fastreid_val.modeling import vit
+
+    monkeypatch.setitem(vit.VIT_DEPTHS, "small", dict(vit.VIT_DEPTHS["small"], depth=1))
+
+
+def test_meta_architectures_pass_the_batch_cameras_in_evaluation(one_block):
     from fastreid.modeling import build_model
 
     cfg = build_config(VERI, SMALL)
@@ -142,7 +151,7 @@ def test_offline_stops_in_one_line_with_the_url(tmp_path, monkeypatch):
     assert "\n" not in str(e.value)
 
 
-def test_export_takes_the_camera_and_matches_pytorch(tmp_path):
+def test_export_takes_the_camera_and_matches_pytorch(one_block, tmp_path):
     import numpy as np
 
     from fastreid.modeling import build_model
@@ -151,10 +160,8 @@ def test_export_takes_the_camera_and_matches_pytorch(tmp_path):
     from fastreid_val.deploy.export import export_checked
 
     cfg = build_config(VERI, SMALL)
-    model = build_model(cfg).eval()
-    # one block instead of small's 8: the export's cost is the graph's size, the camera plumbing is the same
-    model.backbone = SideInformationViT(img_size=(32, 32), embed_dim=768, depth=1, num_heads=8, sie_xishu=3.0,
-                                        cameras=20, views=2).eval()
+    model = build_model(cfg).eval()  # one block: the export's cost is the graph's size, the camera plumbing is the same
+    assert len(model.backbone.blocks) == 1 and model.backbone.cameras == 20 and model.backbone.views == 2
     images = torch.rand(5, 3, 32, 32) * 255
     check, proto = export_checked(model, cfg, images, str(tmp_path / "vit.onnx"), {"fingerprint": "f"})
     assert [i.name for i in proto.graph.input] == ["images", "camids"] and check["max_abs_diff"] <= 1e-4
