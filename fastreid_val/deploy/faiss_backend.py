@@ -3,8 +3,9 @@ vectors; :mod:`.catalog`), ``index-<id>.faiss`` (the FAISS index of those vector
 with its SHA-256) and ``writer.lock``.
 
 The kind of index (a FAISS ``index_factory`` string) and how a query is searched under a filter are
-:mod:`.faiss_kinds`'s; the lock and the checked read of the FAISS file :mod:`.faiss_files`'s. The rows'
-metadata is held in memory; a filter becomes an ``IDSelectorBitmap`` that FAISS checks inside the search.
+:mod:`.faiss_kinds`'s, the query itself :mod:`.faiss_search`'s; the lock and the checked read of the
+FAISS file :mod:`.faiss_files`'s. The rows' metadata is held in memory; a filter becomes an
+``IDSelectorBitmap`` that FAISS checks inside the search.
 Deleted rows are tombstones that the selector leaves out; past ``COMPACT_SHARE`` of the rows they are
 dropped and the FAISS index is rebuilt. One writer at a time; readers need no lock.
 """
@@ -18,9 +19,9 @@ import numpy as np
 from ..atomic import atomic_write
 from ..errors import IndexMismatchError, IndexNotFoundError, OutputDirError
 from .backend import SearchBackend
-from . import faiss_kinds
 from .catalog import CATALOG, Catalog, digest
 from .faiss_files import read_faiss, take_writer_lock
+from .faiss_search import filter_mask, filtered_search
 from .faiss_kinds import EF_SEARCH, build, default_nprobe, factory_for, new_index, new_scan
 
 __all__ = ["FaissBackend"]
@@ -269,58 +270,12 @@ class FaissBackend(SearchBackend):
             self.lock.close()
             self.lock = None
 
-    # Search.
+    # Search (:mod:`.faiss_search`).
 
     def mask(self, flt):
         """Rows that pass ``flt`` (and are not deleted): bool [n]."""
-        keep = ~self.deleted
-        if flt.exclude_camera is not None and flt.exclude_camera in self._codes:
-            keep &= self.cam != self._codes[flt.exclude_camera]
-        if flt.cameras is not None:
-            keep &= np.isin(self.cam, [self._codes[c] for c in flt.cameras if c in self._codes])
-        if flt.since is not None:
-            keep &= self.time >= flt.since  # NaN (no time) compares False
-        if flt.until is not None:
-            keep &= self.time <= flt.until
-        return keep
+        return filter_mask(self.deleted, self.cam, self.time, self._codes, flt)
 
     def search(self, queries, k, flt):
-        import faiss
-
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
-        keep = self.mask(flt)
-        selected = int(keep.sum())
-        sims = np.full((len(queries), k), -np.inf, np.float32)
-        rows = np.full((len(queries), k), -1, np.int64)
-        if selected == 0 or len(queries) == 0:
-            return np.clip(1.0 - sims, 0.0, 2.0), rows
-        bitmap = None if selected == self.n else np.packbits(keep, bitorder="little")
-        sel = None if bitmap is None else faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
-        # Module attributes read at each call: the tests lower EXACT_BELOW to exercise the graph on a few rows.
-        params = None if self.index is self.flat or selected <= faiss_kinds.EXACT_BELOW else \
-            faiss_kinds.approximate_params(self.index, selected / self.n, k, sel, self.ef_search, self.nprobe)
-        if params is not None:
-            sims[:], rows[:] = self.index.search(queries, k, params=params)
-            short = np.flatnonzero((rows[:, :min(k, selected)] < 0).any(axis=1))
-        else:
-            short = np.arange(len(queries))
-        if len(short):  # the rows that pass: exact, or as codes re-ranked by their float vectors
-            params = faiss.SearchParameters(sel=sel) if sel is not None else None
-            if self.scan is None:
-                sims[short], rows[short] = self.flat.search(queries[short], k, params=params)
-            else:
-                _, candidates = self.scan.search(queries[short], k * faiss_kinds.RERANK, params=params)
-                sims[short], rows[short] = self._rerank(queries[short], candidates, k)
-        return np.clip(1.0 - sims, 0.0, 2.0), rows
-
-    def _rerank(self, queries, candidates, k):
-        """The best k of each query's ``candidates`` (-1: none) by the inner product of float vectors."""
-        vectors = self.all_vectors(copy=False)
-        sims = np.full((len(queries), k), -np.inf, np.float32)
-        rows = np.full((len(queries), k), -1, np.int64)
-        for i, (q, c) in enumerate(zip(queries, candidates)):
-            c = c[c >= 0]
-            s = vectors[c] @ q
-            best = np.argsort(-s, kind="stable")[:k]
-            sims[i, :len(best)], rows[i, :len(best)] = s[best], c[best]
-        return sims, rows
+        return filtered_search(self.index, self.flat, self.scan, lambda: self.all_vectors(copy=False),
+                               self.mask(flt), queries, k, self.ef_search, self.nprobe)
