@@ -95,6 +95,8 @@ bench: install
 	$(PY) benchmarks/onnx_inference.py --threads 1 --config-file configs/VeRi/val_r50.yml --batch 8
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/search.py --kinds exact,hnsw --ef-construction 20
+	$(PY) benchmarks/search.py --kinds exact,hnsw
+	$(PY) benchmarks/search.py --kinds exact,hnsw --blocks
 	$(PY) benchmarks/search.py --gallery 20000 --queries 100 --milvus lite
 
 clean:

@@ -95,6 +95,10 @@ def main():
     p.add_argument("--ingest-threads", type=int, default=2, help="FAISS threads while indexing")
     p.add_argument("--ef-search", type=int, help="HNSW efSearch (default: the index's, 96)")
     p.add_argument("--ef-construction", type=int, help="HNSW efConstruction of the graphs built (default 40)")
+    p.add_argument("--blocks", action="store_true",
+                   help="time each kind's queries in one block (warm caches, as a server answering query after "
+                        "query) instead of interleaving the kinds query by query (each query after the other "
+                        "kinds', whose scans evict its index from the caches)")
     p.add_argument("--folder", help="where the indexes are written (default: a temporary folder, removed)")
     p.add_argument("--milvus", help="HOST:PORT of a Milvus server, or 'lite' for a Milvus Lite server of this run's "
                                     "own on 127.0.0.1: its HNSW collection joins the cases")
@@ -160,12 +164,14 @@ def main():
         for name, flts in filters.items():
             found = {kind: [] for kind in backends}
             lat = {kind: [] for kind in backends}
-            for q, flt in zip(queries, flts):  # interleaved query by query, so that load on the cores hits all alike
-                for kind, b in backends.items():
-                    t0 = time.perf_counter()
-                    _, rows = b.search(q[None], 10, flt)
-                    lat[kind].append(time.perf_counter() - t0)
-                    found[kind].append(rows[0])
+            # Interleaved query by query, so that load on the cores hits all alike; or (--blocks) kind by kind.
+            order = [(kind, q, flt) for kind in backends for q, flt in zip(queries, flts)] if a.blocks else \
+                [(kind, q, flt) for q, flt in zip(queries, flts) for kind in backends]
+            for kind, q, flt in order:
+                t0 = time.perf_counter()
+                _, rows = backends[kind].search(q[None], 10, flt)
+                lat[kind].append(time.perf_counter() - t0)
+                found[kind].append(rows[0])
             share = np.mean([masks.mask(f).mean() for f in flts[:20]])
             for kind, engine in backends:
                 recall = float("nan") if truth_kind is None else np.mean(
