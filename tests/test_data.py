@@ -213,6 +213,18 @@ def test_vehicleid_listed_image_missing(tmp_path, monkeypatch):
         load_dataset(_cfg(), "VehicleIDViewpoint")
 
 
+def test_vehicleid_id_that_is_not_a_number_names_file_and_line(tmp_path, monkeypatch):
+    base = _vehicleid_tree(str(tmp_path))
+    test_list = os.path.join(base, "train_test_split", "test_list_800.txt")
+    lines = open(test_list).readlines()
+    lines[2] = lines[2].split()[0] + " car7\n"
+    open(test_list, "w").writelines(lines)
+    monkeypatch.setenv("FASTREID_DATASETS", str(tmp_path))
+    with pytest.raises(AnnotationError, match=r"test_list_800.txt:3: image and vehicle ids must be numbers, got "
+                                              r"'0000002 car7'"):
+        load_dataset(_cfg(), "SmallVehicleIDViewpoint")
+
+
 def test_split_query_gallery_is_order_independent():
     items = [(f"{i}.jpg", i // 3, i, 0) for i in range(12)]
     assert split_query_gallery(items, 5) == split_query_gallery(list(reversed(items)), 5)

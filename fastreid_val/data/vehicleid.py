@@ -102,6 +102,9 @@ class VehicleIDViewpoint(ViewpointDataset):
             if len(fields) != 2:
                 raise AnnotationError(f"{list_file}:{lineno}: expected 'imgid vid', got {line.strip()!r}")
             imgid, vid = fields
+            if not (imgid.isdigit() and vid.isdigit()):  # the evaluation keys identities and images by number
+                raise AnnotationError(f"{list_file}:{lineno}: image and vehicle ids must be numbers, got "
+                                      f"{line.strip()!r}")
             img_path = os.path.join(self.image_dir, f"{imgid}.jpg")
             if not os.path.isfile(img_path):
                 raise DatasetNotFoundError(f"{list_file}:{lineno}: listed image {img_path} does not exist")
