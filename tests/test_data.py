@@ -98,13 +98,18 @@ def _cfg(*opts):
     return cfg
 
 
-def test_batch_carries_viewpoint_of_each_image(veri_root, fixture_lines):
+@pytest.mark.parametrize("in_memory, dataset", [("on", "InMemoryViewpointDataset"), ("off", "ViewpointCommDataset")])
+def test_batch_carries_viewpoint_of_each_image(veri_root, fixture_lines, in_memory, dataset):
     labels = {}
     for line in fixture_lines:
         name, o, nf, nr = _fields(line)
         labels[name] = orientation_to_viewpoint(o, 2, nf, nr)
-    loader = build_viewpoint_train_loader(_cfg("INPUT.FLIP.ENABLED", "True"))
+    loader = build_viewpoint_train_loader(_cfg("INPUT.FLIP.ENABLED", "True", "INPUT.CJ.ENABLED", "True",
+                                               "DATALOADER.IN_MEMORY", in_memory))
     batch = next(iter(loader))
+    assert type(loader.dataset).__name__ == dataset
+    assert batch["images"].dtype == torch.float32 and batch["images"].shape == (16, 3, 16, 16)
+    assert 0 <= batch["images"].min() and 1 < batch["images"].max() <= 255  # FastReID's ToTensor: 0..255
     assert batch["viewpoints"].dtype == torch.int64
     for path, v in zip(batch["img_paths"], batch["viewpoints"].tolist()):
         assert v == labels[os.path.basename(path)]

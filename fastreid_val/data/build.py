@@ -7,6 +7,7 @@ import itertools
 import logging
 import os
 
+import torch
 from fastreid.config import CfgNode as CN
 from fastreid.data import build as fr_build
 from fastreid.data.datasets import DATASET_REGISTRY
@@ -18,6 +19,7 @@ from ..errors import InvalidConfigError
 
 from .bases import ViewpointDataset
 from .common import ViewpointCommDataset
+from .in_memory import InMemoryViewpointDataset, JitterCollate, decode, log_choice, memory_plan
 from .viewpoint_labels import replace_train_viewpoints, train_labels_source
 
 logger = logging.getLogger(__name__)
@@ -72,6 +74,12 @@ def add_viewpoint_data_config(cfg):
     # its identity's nearest sub-center); or a file of "imgid viewpoint [confidence]" lines, e.g. what
     # tools/label_viewpoints.py writes, that replaces them (images it does not list are unknown).
     cfg.DATASETS.VIEWPOINT.TRAIN_LABELS = ""
+    # Training images decoded once into memory and augmented as tensors, a batch at a time, in the training
+    # process (data/in_memory.py): "auto" where the run trains on the CPU in one process, its training
+    # transforms are resize, flip and colour jitter only, and the decoded images take at most
+    # IN_MEMORY_MAX_MB; "on"; "off" (FastReID's file loader and its workers).
+    cfg.DATALOADER.IN_MEMORY = "auto"
+    cfg.DATALOADER.IN_MEMORY_MAX_MB = 1024
     return cfg
 
 
@@ -147,7 +155,13 @@ def build_viewpoint_train_loader(cfg):
     tcfg.defrost()
     tcfg.INPUT.FLIP.ENABLED = False  # flipped (with its label) by ViewpointCommDataset
     transforms = build_transforms(tcfg, is_train=True)
-    train_set = ViewpointCommDataset(items, transforms, relabel=True, flip_prob=flip_prob, flip_map=flip_map)
+    plan = memory_plan(cfg, transforms, len(items))
+    if plan is None:
+        train_set = ViewpointCommDataset(items, transforms, relabel=True, flip_prob=flip_prob, flip_map=flip_map)
+    else:
+        train_set = InMemoryViewpointDataset(items, decode(items, plan[0]), relabel=True, flip_prob=flip_prob,
+                                             flip_map=flip_map)
+        log_choice(plan, len(items), cfg)
     # FastReID's samplers read items as (img_path, pid, camid) triples (BalancedIdentitySampler unpacks
     # three fields, triplet_sampler.py:90): they are given the items without the viewpoint.
     check_sampler(cfg)
@@ -155,7 +169,13 @@ def build_viewpoint_train_loader(cfg):
     args["train_set"] = train_set
     args["sampler"] = ResumableSampler(args["sampler"])
     with loader_for_device(cfg.MODEL.DEVICE):
-        return fr_build.build_reid_train_loader(**args)
+        if plan is None:
+            return fr_build.build_reid_train_loader(**args)
+        # FastReID's build_reid_train_loader with the batch's jitter as its collate, in this process.
+        batch_sampler = torch.utils.data.sampler.BatchSampler(
+            args["sampler"], args["total_batch_size"] // comm.get_world_size(), True)
+        return fr_build.DataLoaderX(comm.get_local_rank(), dataset=train_set, num_workers=0,
+                                    batch_sampler=batch_sampler, collate_fn=JitterCollate(plan[1]))
 
 
 def build_viewpoint_test_loader(cfg, dataset_name, **dataset_kwargs):

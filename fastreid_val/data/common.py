@@ -64,12 +64,19 @@ class ViewpointCommDataset(CommDataset):
         self.flip_prob = flip_prob
         self.flip_map = flip_map
 
+    def read(self, index):
+        """The image of item ``index`` (a PIL image, decoded from its file)."""
+        return read_user_image(self.img_items[index][0])
+
+    def flip_image(self, img):
+        return img.transpose(Image.FLIP_LEFT_RIGHT)
+
     def __getitem__(self, index):
         img_path, pid, camid = self.img_items[index][:3]
         viewpoint = item_viewpoint(self.img_items[index])
-        img = read_user_image(img_path)
+        img = self.read(index)
         if self.flip_prob > 0 and torch.rand(()).item() < self.flip_prob:
-            img = img.transpose(Image.FLIP_LEFT_RIGHT)
+            img = self.flip_image(img)
             if viewpoint >= 0:
                 viewpoint = self.flip_map[viewpoint]
         if self.transform is not None:
