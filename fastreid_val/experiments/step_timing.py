@@ -5,10 +5,11 @@ weights, which cost the same step as ImageNet's), on one batch of the recipe's o
 
 * ms per step of eager NCHW float32, channels-last (the recipes' ``RUN.CHANNELS_LAST``), channels-last on
   one thread, + ``RUN.COMPILE``, + ``RUN.BF16``, interleaved round after round (:func:`.timing.interleaved`);
-* the full loop (the recipe's loader and its workers feeding each step) against the same step on the
-  batch in memory, in alternating blocks of consecutive steps (interleaved with other candidates, the
-  workers would fill their queue during the others' steps and hide what they cost), and the mean time a
-  step of the full loop waits for its batch;
+* the full loop against the same step on the batch in memory, for each of the recipe's two loaders
+  (``LOADERS``: its default, the images in memory jittered a batch at a time in the training process,
+  and FastReID's file loader with its 2 workers), in alternating blocks of consecutive steps (interleaved
+  with other candidates, workers would fill their queue during the others' steps and hide what they
+  cost), and the mean time a step of the full loop waits for its batch;
 * the compile time of ``RUN.COMPILE`` (first step minus a compiled step), each in a fresh process as a
   training is, in the demo's order: Softmax, then VAL (which shares Softmax's backbone) on an empty kernel
   cache, then both again on the cache they filled (a second ``make demo``); and the break-even iteration
@@ -44,6 +45,10 @@ VARIANTS = {  # name: RUN overrides on the recipe (which sets RUN.CHANNELS_LAST 
     "channels-last + bf16": ["RUN.BF16", "True"],
 }
 BASE, RECIPE_ITERATIONS = "channels-last (default)", 900
+LOADERS = {  # name: DATALOADER overrides on the recipe
+    "in memory (default)": [],
+    "file loader, 2 workers": ["DATALOADER.IN_MEMORY", "off"],
+}
 
 
 def _model(config, overrides=()):
@@ -139,11 +144,15 @@ def measure(steps=5):
                     candidates[variant] = _step(m, o, batch, threads=1 if "1 thread" in variant else None)
                 times = interleaved(candidates, rounds=steps, warmup=2)
                 ms.update({(name, v): t * 1e3 for v, t in times.items()})
-                for _ in range(2):  # the workers started, their queue filled
-                    _step(model, opt, loader=loader)()
-                fed = _step(model, opt, loader=loader)
-                full, memory = _blocks(fed, candidates[BASE], steps)
-                loop[name] = (full * 1e3, memory * 1e3, statistics.mean(fed.waits) * 1e3)
+                for kind, overrides in LOADERS.items():
+                    if overrides:
+                        loader = iter(ViewpointTrainer.build_train_loader(build_config(config, [*OPTS, *overrides])))
+                    for _ in range(2):  # workers started, their queue filled
+                        _step(model, opt, loader=loader)()
+                    fed = _step(model, opt, loader=loader)
+                    full, memory = _blocks(fed, candidates[BASE], steps)
+                    loop[name, kind] = (full * 1e3, memory * 1e3, statistics.mean(fed.waits) * 1e3)
+                    del loader  # its workers stop
     finally:
         shutil.rmtree(cache, ignore_errors=True)
     print(report(ms, compile_s, loop, steps, describe(run_environment()), (load, os.getloadavg()[0])))
@@ -169,7 +178,8 @@ def report(ms, compile_s, loop, steps, machine, load):
             parts.append(f"{label} {s:.1f} s ({even})")
         lines.append(f"RUN.COMPILE, {n}: compile time {'; '.join(parts)}; the recipe trains {RECIPE_ITERATIONS}")
     for n in names:
-        full, memory, wait = loop[n]
-        lines.append(f"full loop, {n}: {full:.0f} ms a step with the loader against {memory:.0f} ms on the batch in "
-                     f"memory: {full / memory:.2f}x; waiting for the next batch: {wait:.0f} ms a step")
+        for kind in LOADERS:
+            full, memory, wait = loop[n, kind]
+            lines.append(f"full loop, {n}, {kind}: {full:.0f} ms a step with the loader against {memory:.0f} ms on "
+                         f"the batch in memory: {full / memory:.2f}x; waiting for the next batch: {wait:.0f} ms a step")
     return "\n".join(lines)
