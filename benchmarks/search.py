@@ -20,6 +20,7 @@ queries are new images of gallery identities, each from a random camera.
 import argparse
 import contextlib
 import copy
+import gc
 import os
 import resource
 import shutil
@@ -132,7 +133,8 @@ def main():
                    help="time each kind's queries in one block (warm caches, as a server answering query after "
                         "query) instead of interleaving the kinds query by query (each query after the other "
                         "kinds', whose scans evict its index from the caches)")
-    p.add_argument("--folder", help="where the indexes are written (default: a temporary folder, removed)")
+    p.add_argument("--folder", help="where the indexes are written (default: a temporary folder, removed); a "
+                                    "default index an earlier run left there is searched again, not re-ingested")
     p.add_argument("--milvus", help="HOST:PORT of a Milvus server, or 'lite' for a Milvus Lite server of this run's "
                                     "own on 127.0.0.1: its HNSW collection joins the cases")
     a = p.parse_args()
@@ -167,13 +169,21 @@ def main():
     stack = contextlib.ExitStack()
     try:
         faiss.omp_set_num_threads(a.ingest_threads)
-        seconds, built = ingest(os.path.join(root, "default"), gallery, dim, metas, "auto")
+        reused = a.folder and os.path.isfile(os.path.join(root, "default", "catalog.sqlite"))
+        if not reused:
+            seconds, built = ingest(os.path.join(root, "default"), gallery, dim, metas, "auto")
+        gc.collect()
         backends = {}
         with open_backend(os.path.join(root, "default")) as b:
             default = b.factory
-        print(f"case=ingest backend=faiss n={a.gallery} dim={dim} index={default} threads={a.ingest_threads} "
-              f"seconds={seconds:.1f} build_s={built:.1f} vectors_per_s={a.gallery / seconds:.0f} load={load()}",
-              flush=True)
+            if b.n != a.gallery or b.model["dim"] != dim:
+                raise SystemExit(f"error: {root}/default holds {b.n} x {b.model['dim']}-d, not this run's gallery")
+        if reused:  # the same gallery (seeded), ingested by an earlier run into --folder
+            print(f"case=ingest backend=faiss n={a.gallery} dim={dim} index={default} reused={root}/default", flush=True)
+        else:
+            print(f"case=ingest backend=faiss n={a.gallery} dim={dim} index={default} threads={a.ingest_threads} "
+                  f"seconds={seconds:.1f} build_s={built:.1f} vectors_per_s={a.gallery / seconds:.0f} load={load()}",
+                  flush=True)
         for kind in a.kinds.split(","):
             folder = os.path.join(root, kind)
             if factory_for(kind, a.gallery) == default:
