@@ -85,10 +85,12 @@ def main():
     p.add_argument("--case", choices=[*sorted(CASES), "demo"], action="append",
                    help="default: resnet18 and vit (demo: the levers, a few minutes more)")
     p.add_argument("--steps", type=int, default=5, help="timed steps of each candidate (--case demo)")
+    p.add_argument("--loop-only", action="store_true",
+                   help="--case demo: only the full loop against the step on a batch in memory, for each loader")
     args = p.parse_args()
     for case in args.case or list(CASES):
         if case == "demo":
-            step_timing.measure(args.steps)
+            step_timing.measure(args.steps, loop_only=args.loop_only)
         else:
             measure(case)
 

@@ -137,12 +137,14 @@ def color_jitter(images, prob, ranges):
     factors = [_uniform(n, ranges[0], 1.0), _uniform(n, ranges[1], 1.0), _uniform(n, ranges[2], 1.0),
                _uniform(n, ranges[3], 0.0)]
     ops = [adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue]
+    # Each op on the images that take it at this position only (a CPU path: the indices are on the host).
     for position in range(4):
         for op, (fn, factor) in enumerate(zip(ops, factors)):
             if ranges[op] is None:
                 continue
-            chosen = (applied & (order[:, position] == op)).view(n, 1, 1, 1)
-            x = torch.where(chosen, fn(x, factor), x)
+            chosen = torch.nonzero(applied & (order[:, position] == op)).flatten()
+            if len(chosen):
+                x[chosen] = fn(x[chosen], factor[chosen])
     return x
 
 
@@ -192,16 +194,13 @@ def adjust_hue(x, factor):
     h = torch.where(delta > 0, (h / 6.0) % 1.0, torch.zeros_like(h))
     h = (h + torch.trunc(factor.view(-1, 1, 1).to(torch.float32) * 255.0) / 255.0) % 1.0
     s = torch.where(maxc > 0, delta / torch.where(maxc > 0, maxc, torch.ones_like(maxc)), torch.zeros_like(maxc))
-    v = maxc
-    i = torch.floor(h * 6.0)
-    f = h * 6.0 - i
-    p, q, t = v * (1.0 - s), v * (1.0 - s * f), v * (1.0 - s * (1.0 - f))
-    i = i.long() % 6
-    choices = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    out = torch.zeros_like(x)
-    for k, (rr, gg, bb) in enumerate(choices):
-        m = (i == k).unsqueeze(1)
-        out = torch.where(m, torch.stack([rr, gg, bb], dim=1), out)
+    v, h6 = maxc, h * 6.0
+
+    def channel(n):  # HSV to RGB, one channel: n = 5 (red), 3 (green), 1 (blue)
+        k = (n + h6) % 6.0
+        return v - v * s * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
+
+    out = torch.stack([channel(5.0), channel(3.0), channel(1.0)], dim=1)
     return _to_8_bits(out)
 
 

@@ -124,13 +124,14 @@ def _blocks(full, memory, steps, rounds=2):
     return spent["full"] / (rounds * steps), spent["memory"] / (rounds * steps)
 
 
-def measure(steps=5):
-    """Print the table of the levers, the compile times with their break-even, and the full-loop ratio."""
+def measure(steps=5, loop_only=False):
+    """Print the table of the levers, the compile times with their break-even, and the full-loop ratios
+    (``loop_only``: the full-loop ratios alone, a minute or two)."""
     os.environ.setdefault("FASTREID_DATASETS", "datasets")
     load = os.getloadavg()[0]
     cache = tempfile.mkdtemp(prefix="inductor-bench-")  # cold: an empty cache of its own, removed at the end
     try:
-        compile_s = _compile_seconds(cache)
+        compile_s = {} if loop_only else _compile_seconds(cache)
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache  # the compiled candidates below start warm
         ms, loop = {}, {}
         with EventStorage(0):
@@ -139,11 +140,12 @@ def measure(steps=5):
                 loader = iter(ViewpointTrainer.build_train_loader(cfg))
                 batch = next(loader)
                 candidates = {}
-                for variant, overrides in VARIANTS.items():
+                for variant, overrides in ({BASE: []} if loop_only else VARIANTS).items():
                     _, m, o = (cfg, model, opt) if variant == BASE else _model(config, overrides)
                     candidates[variant] = _step(m, o, batch, threads=1 if "1 thread" in variant else None)
-                times = interleaved(candidates, rounds=steps, warmup=2)
-                ms.update({(name, v): t * 1e3 for v, t in times.items()})
+                if not loop_only:
+                    times = interleaved(candidates, rounds=steps, warmup=2)
+                    ms.update({(name, v): t * 1e3 for v, t in times.items()})
                 for kind, overrides in LOADERS.items():
                     if overrides:
                         loader = iter(ViewpointTrainer.build_train_loader(build_config(config, [*OPTS, *overrides])))
@@ -161,8 +163,19 @@ def measure(steps=5):
 def report(ms, compile_s, loop, steps, machine, load):
     names = list(CONFIGS)
     lines = [f"ms a training step, batch 64, 64x64, MobileNetV2 1.0x; median of {steps} interleaved rounds; "
-             f"{machine}; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end",
-             "", "| step | " + " | ".join(f"{n} ms | {n} speed-up vs eager NCHW" for n in names) + " |",
+             f"{machine}; load average {load[0]:.1f} at the start, {load[1]:.1f} at the end"]
+    if ms:
+        lines += _levers(ms, compile_s, names)
+    for n in names:
+        for kind in LOADERS:
+            full, memory, wait = loop[n, kind]
+            lines.append(f"full loop, {n}, {kind}: {full:.0f} ms a step with the loader against {memory:.0f} ms on "
+                         f"the batch in memory: {full / memory:.2f}x; waiting for the next batch: {wait:.0f} ms a step")
+    return "\n".join(lines)
+
+
+def _levers(ms, compile_s, names):
+    lines = ["", "| step | " + " | ".join(f"{n} ms | {n} speed-up vs eager NCHW" for n in names) + " |",
              "|---|" + "---|---|" * len(names)]
     for variant in VARIANTS:
         cells = [f"{ms[n, variant]:.0f} | {ms[n, 'eager NCHW'] / ms[n, variant]:.2f}x" for n in names]
@@ -177,9 +190,4 @@ def report(ms, compile_s, loop, steps, machine, load):
             label = state if (n, state) != (names[-1], "cold") else f"after {names[0]}'s first run"
             parts.append(f"{label} {s:.1f} s ({even})")
         lines.append(f"RUN.COMPILE, {n}: compile time {'; '.join(parts)}; the recipe trains {RECIPE_ITERATIONS}")
-    for n in names:
-        for kind in LOADERS:
-            full, memory, wait = loop[n, kind]
-            lines.append(f"full loop, {n}, {kind}: {full:.0f} ms a step with the loader against {memory:.0f} ms on "
-                         f"the batch in memory: {full / memory:.2f}x; waiting for the next batch: {wait:.0f} ms a step")
-    return "\n".join(lines)
+    return lines
