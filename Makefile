@@ -15,7 +15,7 @@ FAISS_PACKAGE_gpu := faiss-gpu-cu12
 OTHER_FAISS := $(if $(filter gpu,$(FAISS)),cpu,gpu)
 STAMP := $(VENV)/.installed-$(FAISS)
 
-.PHONY: install demo test compare compare-explanations compare-calibration compare-eq7-check compare-study compare-labels bench clean
+.PHONY: install demo test compare compare-explanations compare-calibration compare-eq7-check compare-study compare-labels bench bench-million clean
 
 install: $(STAMP)
 
@@ -98,6 +98,12 @@ bench: install
 	$(PY) benchmarks/search.py --kinds exact,hnsw
 	$(PY) benchmarks/search.py --kinds exact,hnsw --blocks
 	$(PY) benchmarks/search.py --gallery 20000 --queries 100 --milvus lite
+
+# A million gallery vectors (docs/DEPLOY.md): 25 to 30 minutes and 15 GB of memory; the first line's index,
+# left in output/search-1m, is searched again by the second.
+bench-million: install
+	$(PY) benchmarks/search.py --gallery 1000000 --kinds hnsw --blocks --folder output/search-1m
+	$(PY) benchmarks/search.py --gallery 1000000 --kinds hnsw --blocks --folder output/search-1m --ef-search 512
 
 clean:
 	rm -rf $(VENV) output
