@@ -16,7 +16,7 @@ from fastreid_val import add_val_config
 ROOT = os.path.join(os.path.dirname(__file__), "..")
 PUBLISHED = json.load(open(os.path.join(os.path.dirname(__file__), "data", "fastreid_published_recipes.json")))
 OURS_ONLY = ("DATASETS.NAMES", "DATASETS.TESTS", "OUTPUT_DIR", "MODEL.VAL.", "MODEL.SIE.", "DATASETS.VIEWPOINT.",
-             "DATASETS.SPLITS.", "DATASETS.SYNTHVERI.", "RUN.")
+             "DATASETS.SPLITS.", "DATASETS.SYNTHVERI.", "RUN.", "DATALOADER.IN_MEMORY")
 
 
 def _flat(node, prefix=""):
