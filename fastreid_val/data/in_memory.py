@@ -128,7 +128,7 @@ def color_jitter(images, prob, ranges):
     """FastReID's ``RandomApply([ColorJitter(b, c, s, h)], p=prob)`` on each image of ``images`` (uint8 or
     float [B, 3, H, W], 0..255), drawn independently per image: float [B, 3, H, W], 0..255. ``ranges``:
     torchvision's (min, max) of each factor (brightness, contrast, saturation, hue), None where off."""
-    x = images.float()
+    x = images.to(torch.float32, copy=True)  # a float input is not changed in place
     n = len(x)
     if prob <= 0 or n == 0 or all(r is None for r in ranges):
         return x
@@ -205,8 +205,7 @@ def adjust_hue(x, factor):
 
 
 def log_choice(plan, n_images, cfg):
-    if plan is None:
-        return
+    """Say in the log that ``plan`` (``memory_plan``'s, not None) decoded the training set into memory."""
     height, width = plan[0].size
     logger.info("DATALOADER.IN_MEMORY %s: %d training images decoded once into memory (%.0f MB at %dx%d), "
                 "flipped and colour-jittered a batch at a time in this process", cfg.DATALOADER.IN_MEMORY,
