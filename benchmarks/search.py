@@ -10,7 +10,9 @@ the exact top-10 computed here with numpy, so that no exact index need be open b
 1,000,000 rows), all cases interleaved query by query. A kind whose index is the default one's is searched
 in the ingested folder itself (no copy). The ingest
 line times ``tools/search.py``'s path without the model: rows committed to SQLite in batches of 256,
-then the default index built and written (2 threads by default: ``--ingest-threads``).
+then the default index built and written (2 threads by default: ``--ingest-threads``). With
+``--small-pages`` the default index is ingested and searched a second time without asking for huge pages
+(case ``hnsw-small-pages``): the control of ``fastreid_val/deploy/huge_pages.py``.
 
 The gallery is synthetic and ReID-like, not uniform noise: ``--ids`` identities of equal size, each a
 unit identity center plus Gaussian noise of norm ``--noise`` (1.0: cosine ~0.5 within an identity, ~0
@@ -135,17 +137,21 @@ def main():
                         "kinds', whose scans evict its index from the caches)")
     p.add_argument("--folder", help="where the indexes are written (default: a temporary folder, removed); a "
                                     "default index an earlier run left there is searched again, not re-ingested")
+    p.add_argument("--small-pages", action="store_true",
+                   help="also ingest and search the default index without asking for huge pages (case "
+                        "hnsw-small-pages; the control of fastreid_val/deploy/huge_pages.py)")
     p.add_argument("--milvus", help="HOST:PORT of a Milvus server, or 'lite' for a Milvus Lite server of this run's "
                                     "own on 127.0.0.1: its HNSW collection joins the cases")
     a = p.parse_args()
     import faiss
 
     from fastreid_val.deploy.backend import open_backend
+    from fastreid_val.deploy.catalog import Catalog
     from fastreid_val.deploy.faiss_kinds import factory_for
     from fastreid_val.deploy.metadata import Filter, ImageMeta
     from fastreid_val.experiments.timing import machine
 
-    from fastreid_val.deploy import faiss_kinds
+    from fastreid_val.deploy import faiss_kinds, huge_pages
 
     faiss_kinds.EF_CONSTRUCTION = a.ef_construction or faiss_kinds.EF_CONSTRUCTION  # read by each build
     dim = a.dim or model_dim(a.config_file)
@@ -174,10 +180,14 @@ def main():
             seconds, built = ingest(os.path.join(root, "default"), gallery, dim, metas, "auto")
         gc.collect()
         backends = {}
-        with open_backend(os.path.join(root, "default")) as b:
-            default = b.factory
-            if b.n != a.gallery or b.model["dim"] != dim:
-                raise SystemExit(f"error: {root}/default holds {b.n} x {b.model['dim']}-d, not this run's gallery")
+        catalog = Catalog(os.path.join(root, "default"))  # its summary only: the index is opened once, below
+        try:
+            info = catalog.read_info()
+        finally:
+            catalog.close()
+        default = info["factory"]
+        if info["faiss_rows"] != a.gallery or info["dim"] != dim:
+            raise SystemExit(f"error: {root}/default holds {info['faiss_rows']} x {info['dim']}-d, not this run's gallery")
         if reused:  # the same gallery (seeded), ingested by an earlier run into --folder
             print(f"case=ingest backend=faiss n={a.gallery} dim={dim} index={default} reused={root}/default", flush=True)
         else:
@@ -194,6 +204,14 @@ def main():
             backends[kind, "faiss"] = open_backend(folder, ef_search=a.ef_search)
             print(f"case=build backend=faiss kind={kind} index={backends[kind, 'faiss'].factory} build_s={built:.1f} "
                   f"open_s={time.perf_counter() - start:.1f} load={load()}", flush=True)
+        if a.small_pages:
+            with huge_pages.small_pages():
+                folder = os.path.join(root, "default-small-pages")
+                seconds, built = ingest(folder, gallery, dim, metas, "auto")
+                print(f"case=ingest backend=faiss n={a.gallery} dim={dim} index={default} pages=small "
+                      f"threads={a.ingest_threads} seconds={seconds:.1f} build_s={built:.1f} "
+                      f"vectors_per_s={a.gallery / seconds:.0f} load={load()}", flush=True)
+                backends["hnsw-small-pages", "faiss"] = open_backend(folder, ef_search=a.ef_search)
         if a.milvus:
             address = a.milvus
             if address == "lite":

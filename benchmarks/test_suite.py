@@ -6,6 +6,7 @@ peak of the temporary files, measured on a run of the suite as `make test` runs 
     python benchmarks/test_suite.py                   # measure and print
     python benchmarks/test_suite.py --write           # and write the figures into docs/GETTING_STARTED.md
     python benchmarks/test_suite.py --doc /tmp/GS.md --write tests/test_docs.py   # a subset, into a copy
+    python benchmarks/test_suite.py -- tests --durations=20   # and pytest's slowest 20 (not in the figures)
 
 The figures go between the ``<!-- make-test -->`` markers of the document, replacing what was there;
 nothing is written when a test fails. The temporary files are pytest's own folder (``PYTEST_DEBUG_TEMPROOT``
@@ -108,6 +109,9 @@ def main(argv=None):
     p.add_argument("pytest_args", nargs="*", default=["tests"], help="what pytest runs (default: tests, as make test)")
     a = p.parse_args(argv)
     m = measure(a.pytest_args)
+    slowest = m["output"].find("slowest ")  # pytest's --durations table, when asked for
+    if 0 <= slowest < len(m["output"]) - 3000:
+        print(m["output"][slowest:].split("\n\n")[0])
     print(m["output"][-3000:])
     print(sentence(m))
     if not m["ok"]:

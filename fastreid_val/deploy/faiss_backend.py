@@ -23,6 +23,7 @@ from .catalog import CATALOG, Catalog, digest
 from .faiss_files import read_faiss, take_writer_lock
 from .faiss_search import filter_mask, filtered_search
 from .faiss_kinds import EF_SEARCH, build, default_nprobe, factory_for, new_index, new_scan
+from .huge_pages import collapse_index
 
 __all__ = ["FaissBackend"]
 
@@ -149,6 +150,9 @@ class FaissBackend(SearchBackend):
             flat, own = faiss.IndexFlatIP(vectors.shape[1]), True
             flat.add(vectors)
         scan = None if flat is down else new_scan(vectors)  # approximate kinds: narrow filters' scan
+        for walked in (index, scan):  # what a search reads at random, in huge pages where the system has them
+            if walked is not None:
+                collapse_index(walked)
         self._owner = index  # the wrapper that owns the C++ index: the downcast one does not
         self.index, self.flat, self._own_flat, self.scan = down, flat, own, scan
         ivf = faiss.try_extract_index_ivf(self.index)

@@ -16,6 +16,7 @@ images on), ``IVF<nlist>,Flat`` (inverted lists, ``--kind ivf``), or any factory
 import math
 
 from ..errors import IndexMismatchError
+from .huge_pages import presize_codes
 
 __all__ = ["factory_for", "default_nlist", "default_nprobe", "new_index", "build", "approximate_params",
            "new_scan", "EXACT_BELOW", "HNSW", "EF_SEARCH", "EF_CONSTRUCTION", "APPROX_MIN_SHARE", "SCAN", "RERANK"]
@@ -84,7 +85,7 @@ def new_index(factory, dim):
 
 def build(factory, vectors):
     """An index of ``factory`` over ``vectors`` [n, d] (trained on them where it needs training; a graph
-    built with ``EF_CONSTRUCTION``)."""
+    built with ``EF_CONSTRUCTION``; flat rows in huge pages where the system gives them)."""
     import faiss
 
     index = new_index(factory, vectors.shape[1])
@@ -92,6 +93,7 @@ def build(factory, vectors):
         faiss.downcast_index(index).hnsw.efConstruction = EF_CONSTRUCTION
     if not index.is_trained:
         index.train(vectors)
+    presize_codes(index, len(vectors))  # the rows go straight into huge pages where the system has them
     index.add(vectors)
     return index
 
