@@ -10,17 +10,14 @@ Deleted rows are tombstones that the selector leaves out; past ``COMPACT_SHARE``
 dropped and the FAISS index is rebuilt. One writer at a time; readers need no lock.
 """
 import glob
-import hashlib
 import os
-import uuid
 
 import numpy as np
 
-from ..atomic import atomic_write
 from ..errors import IndexMismatchError, IndexNotFoundError, OutputDirError
 from .backend import SearchBackend
 from .catalog import CATALOG, Catalog, digest
-from .faiss_files import read_faiss, take_writer_lock
+from .faiss_files import read_faiss, take_writer_lock, write_faiss
 from .faiss_search import filter_mask, filtered_search
 from .faiss_kinds import EF_SEARCH, build, default_nprobe, factory_for, new_index, new_scan
 from .huge_pages import collapse_index
@@ -250,12 +247,7 @@ class FaissBackend(SearchBackend):
         return True
 
     def _write(self):
-        import faiss
-
-        data = faiss.serialize_index(self.index)
-        name = f"index-{uuid.uuid4().hex[:12]}.faiss"
-        atomic_write(os.path.join(self.folder, name), lambda f: f.write(memoryview(data)))
-        sha = hashlib.sha256(data).hexdigest()
+        name, sha = write_faiss(self.folder, self.index)
         values = dict(faiss_file=name, faiss_rows=self.index.ntotal, faiss_sha=sha,
                       faiss_digest=digest([sha] + self.checksums[:self.index.ntotal]), factory=self.factory)
         with self.catalog.transaction():
