@@ -96,8 +96,7 @@ bench: install
 	$(PY) benchmarks/onnx_inference.py --threads 1 --config-file configs/VeRi/val_r50.yml --batch 8
 	$(PY) benchmarks/search.py
 	$(PY) benchmarks/search.py --kinds exact,hnsw --ef-construction 20
-	$(PY) benchmarks/search.py --kinds exact,hnsw
-	$(PY) benchmarks/search.py --kinds exact,hnsw --blocks
+	$(PY) benchmarks/search.py --kinds exact,hnsw --blocks --small-pages --ef-search 72,80,96
 	$(PY) benchmarks/search.py --gallery 20000 --queries 100 --milvus lite
 
 # A million gallery vectors (docs/DEPLOY.md): 25 to 30 minutes and 15 GB of memory; the first line's index,

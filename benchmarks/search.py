@@ -129,7 +129,8 @@ def main():
     p.add_argument("--kinds", default="exact,ivf,hnsw")
     p.add_argument("--threads", type=int, default=1, help="FAISS threads while searching")
     p.add_argument("--ingest-threads", type=int, default=2, help="FAISS threads while indexing")
-    p.add_argument("--ef-search", type=int, help="HNSW efSearch (default: the index's, 96)")
+    p.add_argument("--ef-search", help="HNSW efSearch (default: the index's, 80), or several, e.g. 64,80,96: "
+                                       "every case searched at each, one line each")
     p.add_argument("--ef-construction", type=int, help="HNSW efConstruction of the graphs built (default 40)")
     p.add_argument("--blocks", action="store_true",
                    help="time each kind's queries in one block (warm caches, as a server answering query after "
@@ -201,7 +202,7 @@ def main():
             else:
                 built = rebuild_as(os.path.join(root, "default"), folder, kind, dim)
             start = time.perf_counter()
-            backends[kind, "faiss"] = open_backend(folder, ef_search=a.ef_search)
+            backends[kind, "faiss"] = open_backend(folder)
             print(f"case=build backend=faiss kind={kind} index={backends[kind, 'faiss'].factory} build_s={built:.1f} "
                   f"open_s={time.perf_counter() - start:.1f} load={load()}", flush=True)
         if a.small_pages:
@@ -211,7 +212,7 @@ def main():
                 print(f"case=ingest backend=faiss n={a.gallery} dim={dim} index={default} pages=small "
                       f"threads={a.ingest_threads} seconds={seconds:.1f} build_s={built:.1f} "
                       f"vectors_per_s={a.gallery / seconds:.0f} load={load()}", flush=True)
-                backends["hnsw-small-pages", "faiss"] = open_backend(folder, ef_search=a.ef_search)
+                backends["hnsw-small-pages", "faiss"] = open_backend(folder)
         if a.milvus:
             address = a.milvus
             if address == "lite":
@@ -226,7 +227,11 @@ def main():
         masks = next(b for (_, engine), b in backends.items() if engine == "faiss")  # who knows the rows' metadata
         faiss.omp_set_num_threads(a.threads)
         sims = np.concatenate([queries @ x.T for x in gallery()], axis=1)  # [queries, gallery]: exact top-10s
-        for name, flts in filters.items():
+        ef_values = [int(v) for v in a.ef_search.split(",")] if a.ef_search else [None]
+        for ef, (name, flts) in ((ef, item) for ef in ef_values for item in filters.items()):
+            for (kind, engine), b in backends.items():
+                if engine == "faiss":
+                    b.ef_search = ef or faiss_kinds.EF_SEARCH
             truth = [exact_top(sims[i], masks.mask(f), 10) for i, f in enumerate(flts)]
             found = {kind: [] for kind in backends}
             lat = {kind: [] for kind in backends}
@@ -242,7 +247,8 @@ def main():
             for kind, engine in backends:
                 recall = np.mean([len(set(f[f >= 0]) & set(t)) / max(1, len(t))
                                   for f, t in zip(found[kind, engine], truth)])
-                print(f"case={kind} backend={engine} n={a.gallery} dim={dim} filter={name} pass={share:.2f} "
+                ef_note = f" ef_search={backends[kind, engine].ef_search}" if engine == "faiss" and "hnsw" in kind else ""
+                print(f"case={kind} backend={engine} n={a.gallery} dim={dim} filter={name}{ef_note} pass={share:.2f} "
                       f"median_ms={1000 * statistics.median(lat[kind, engine]):.2f} recall@10={recall:.3f} "
                       f"load={load()}", flush=True)
         for b in backends.values():

@@ -44,7 +44,7 @@ def parse_args(argv=None):
                    help="auto (exact below 10,000 images, else HNSW), exact, hnsw, ivf, or a FAISS index_factory string")
     p.add_argument("--nlist", type=int, help="IVF cells (default 4*sqrt(N), at least 39 images per cell)")
     p.add_argument("--nprobe", type=int, help="IVF cells visited per query (default nlist/8, at least 8)")
-    p.add_argument("--ef-search", type=int, help="HNSW candidates per query (default 96)")
+    p.add_argument("--ef-search", type=int, help="HNSW candidates per query (default 80; raise it for galleries of millions)")
     p.add_argument("--rebuild", action="store_true", help="index every gallery image again (e.g. for another model)")
     p.add_argument("--commit-every", type=int, default=256, help="images embedded per committed batch")
     p.add_argument("--query", nargs="+", help="query images (files, folders or list files)")
