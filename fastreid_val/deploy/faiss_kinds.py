@@ -25,7 +25,8 @@ EXACT_BELOW = 10_000     # auto: exact below this many images (a brute-force que
 HNSW = "HNSW32,Flat"     # M = 32 links per node
 # HNSW candidates per query (at least k): the smallest of 64, 72, 80, 88, 96 whose recall@10 on
 # benchmarks/search.py's 100,000 x 1280-d gallery is at least 0.96 (the 0.95 target and a point to spare),
-# a rule fixed before the run: 0.956 at 72, 0.964 at 80, 0.972 at 96 (`--kinds exact,hnsw --blocks
+# a rule written before this run (but after a throwaway sweep of the same gallery had shown the
+# recalls): 0.956 at 72, 0.964 at 80, 0.972 at 96 (`--kinds exact,hnsw --blocks
 # --small-pages --ef-search 72,80,96`, docs/DEPLOY.md).
 # Earlier runs: 0.868 at 32, 0.946 at 64, 0.972 at 96, 0.981 at 192. A larger gallery needs more: at
 # 1,000,000 rows the graph finds a quarter of the top-10 at 96 (docs/DEPLOY.md), so raise it there.
