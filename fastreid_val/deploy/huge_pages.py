@@ -1,7 +1,7 @@
 """Transparent huge pages for the arrays a FAISS search walks at random (Linux only).
 
 A graph search reads a few thousand vectors of 5 KB (1280-d floats) at random places of a 500 MB array
-(100,000 rows); on 4 KB pages most reads miss the TLB. The kernel serves an array from 2 MB pages
+(100,000 rows); on 4 KB pages many of those reads miss the TLB. The kernel serves an array from 2 MB pages
 where asked (``madvise``): ``MADV_HUGEPAGE`` for the pages it has yet to fault in, ``MADV_COLLAPSE``
 (Linux 6.1 and later) to move those already there. Measured with ``benchmarks/search.py`` (one search
 thread, 100,000 x 1280-d, ``HNSW32,Flat``): docs/DEPLOY.md. The graph and the results are the same
@@ -50,9 +50,9 @@ def _libc_madvise():
     return _madvise
 
 
-def advise(address, nbytes, collapse=True):
-    """Ask for huge pages for the whole 2 MB pages inside ``[address, address + nbytes)``, and with
-    ``collapse`` move the pages already faulted in. The bytes the kernel took the request for (0: none)."""
+def advise(address, nbytes):
+    """Ask for huge pages for the whole 2 MB pages inside ``[address, address + nbytes)``, and move the
+    pages already faulted in there. The bytes the kernel took the request for (0: none)."""
     madvise = not _off[0] and _libc_madvise()
     start = (address + HUGE - 1) // HUGE * HUGE
     end = (address + nbytes) // HUGE * HUGE
@@ -60,7 +60,7 @@ def advise(address, nbytes, collapse=True):
         return 0
     if madvise(start, end - start, MADV_HUGEPAGE) != 0:
         return 0
-    if collapse and madvise(start, end - start, MADV_COLLAPSE) != 0:
+    if madvise(start, end - start, MADV_COLLAPSE) != 0:
         return 0  # an older kernel, or no free huge pages: the pages stay as they are
     return end - start
 
