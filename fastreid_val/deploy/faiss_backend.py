@@ -111,7 +111,8 @@ class FaissBackend(SearchBackend):
                 with catalog.snapshot():
                     info = catalog.read_info()
                     rows = catalog.read(info["dim"])
-                    index = read_faiss(folder, info, rows["checksum"]) if info["faiss_file"] else None
+                    index, holds_vectors = read_faiss(folder, info, rows["checksum"], rows["vectors"]) \
+                        if info["faiss_file"] else (None, False)
                 break
             except FileNotFoundError:
                 if attempt == 2:
@@ -124,7 +125,7 @@ class FaissBackend(SearchBackend):
         elif index.ntotal < len(vectors):  # rows committed after the FAISS file was written
             index.add(vectors[index.ntotal:])
         backend._use(index, vectors)
-        stored = backend.stored_vectors(info["faiss_rows"])
+        stored = backend.stored_vectors(info["faiss_rows"]) if holds_vectors else None  # a graph: the rows
         if stored is not None and not np.array_equal(stored, vectors[:len(stored)]):
             raise IndexMismatchError(f"search index file {os.path.join(folder, info['faiss_file'])} holds other "
                                      f"vectors than the rows of {CATALOG}: index the gallery again with --rebuild")
