@@ -2,11 +2,11 @@
 and read only when it is the one the catalog names and was built from the catalog's rows.
 
 An HNSW graph over flat vectors (the default index) is written without its vectors: the catalog holds
-them already, so the file is the graph alone (30 MB instead of 540 MB at 100,000 x 1280-d), and a read
-gives the graph the catalog's vectors as its storage (FAISS checks that a graph's links name its nodes
-as it reads it: a forged graph is refused, never walked). A file that holds its vectors (other kinds, and
-graphs written by earlier versions) is read whole, and its vectors are compared with the catalog's by
-the caller."""
+them already, so the file is the graph alone (27 MB at 100,000 x 1280-d, not 27 MB plus 512 MB of
+vectors), and a read gives the graph the catalog's vectors as its storage (FAISS checks that a graph's
+links name its nodes as it reads it: a forged graph is refused, never walked). A file that holds its
+vectors (other kinds, and graphs written by earlier versions) is read whole, and its vectors are
+compared with the catalog's by the caller."""
 import fcntl
 import hashlib
 import os

@@ -33,8 +33,8 @@ HNSW = "HNSW32,Flat"     # M = 32 links per node
 EF_SEARCH = 80
 # Candidates per insertion while the graph is built (FAISS's default, 40). The build's cost grows with it,
 # and the graph's quality too, steeply on the benchmark's gallery: with `--ef-construction 20` it ingested
-# 2,036 vectors/s (1,895 at 40, a quieter machine), but its graph found recall@10 0.654 at efSearch 96
-# against 0.972 (docs/DEPLOY.md).
+# 2,036 vectors/s (2,090 at 40 on a quieter machine, with the later graph-alone FAISS file), but its
+# graph found recall@10 0.654 at efSearch 96 against 0.972 (docs/DEPLOY.md).
 EF_CONSTRUCTION = 40
 # Under a filter, efSearch is raised by FILTERED_EF / share: the filtered top-10 reaches past the query's
 # identity, where a graph finds neighbours less surely. Excluding one camera of 20 at 100,000 x 1280-d:
