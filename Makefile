@@ -99,7 +99,7 @@ bench: install
 	$(PY) benchmarks/search.py --kinds exact,hnsw --blocks --small-pages --ef-search 72,80,96
 	$(PY) benchmarks/search.py --gallery 20000 --queries 100 --milvus lite
 
-# A million gallery vectors (docs/DEPLOY.md): 25 to 30 minutes and 15 GB of memory; the first line's index,
+# A million gallery vectors (docs/DEPLOY.md): about 20 minutes and 14 GB of memory; the first line's index,
 # left in output/search-1m, is searched again by the second.
 bench-million: install
 	$(PY) benchmarks/search.py --gallery 1000000 --kinds hnsw --blocks --folder output/search-1m
