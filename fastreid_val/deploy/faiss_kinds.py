@@ -29,7 +29,7 @@ HNSW = "HNSW32,Flat"     # M = 32 links per node
 # recalls): 0.956 at 72, 0.964 at 80, 0.972 at 96 (`--kinds exact,hnsw --blocks
 # --small-pages --ef-search 72,80,96`, docs/DEPLOY.md).
 # Earlier runs: 0.868 at 32, 0.946 at 64, 0.972 at 96, 0.981 at 192. A larger gallery needs more: at
-# 1,000,000 rows the graph finds a quarter of the top-10 at 96 (docs/DEPLOY.md), so raise it there.
+# 1,000,000 rows the graph finds a fifth of the top-10 at 80 (docs/DEPLOY.md), so raise it there.
 EF_SEARCH = 80
 # Candidates per insertion while the graph is built (FAISS's default, 40). The build's cost grows with it,
 # and the graph's quality too, steeply on the benchmark's gallery: with `--ef-construction 20` it ingested
