@@ -84,7 +84,7 @@ bench: install
 	$(PY) benchmarks/head_loss.py
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/train_step.py --case demo
-	$(PY) benchmarks/train_step.py --case demo --loop-only
+	$(PY) benchmarks/train_step.py --case demo --loop-only --steps 25
 	$(PY) benchmarks/train_step.py --case vit
 	$(PY) benchmarks/evaluation.py
 	$(PY) benchmarks/evaluation_large.py --queries 3000 --gallery 38861 --ids 3000 --fastreid --floor --no-rerank --runs 3
