@@ -1,7 +1,8 @@
 """The FAISS file of an index folder (fastreid_val/deploy/faiss_files.py): written streamed, the bytes
 FAISS serializes (an HNSW graph without its vectors, which the catalog holds) and their SHA-256, a failed
-write leaving no file; read back, a graph searches the catalog's vectors as the built index did, a file
-of an earlier version (the graph with its vectors) still reads, and a forged graph is refused."""
+write leaving no file; read back, a graph searches the catalog's vectors as the built index did (its
+own rows of them, where the catalog has gone on), a file of an earlier version (the graph with its
+vectors) still reads, and a graph with links outside its nodes is refused."""
 import errno
 import hashlib
 import os
@@ -68,6 +69,20 @@ def test_a_file_reads_back_into_the_index_that_was_written(tmp_path, factory, wh
     queries = ROWS[:50] + 0.1
     for a, b in zip(read.search(queries, 10), built.search(queries, 10)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_a_graph_takes_its_own_rows_of_a_catalog_that_went_on(tmp_path):
+    """Rows committed after the file was written (a writer killed before it finished): the graph reads
+    back with the rows it was built on, and the rest are the caller's to add."""
+    info, checksums = written(tmp_path, index())
+    more = np.concatenate([ROWS, ROWS[:300] + 1.0])
+    read, _ = faiss_files.read_faiss(str(tmp_path), info, checksums + ["late"] * 300, more)
+    storage = faiss.downcast_index(read.storage)
+    assert read.ntotal == storage.ntotal == N
+    np.testing.assert_array_equal(faiss.rev_swig_ptr(storage.get_xb(), N * DIM).reshape(N, DIM), ROWS)
+    read.add(more[N:])  # as the engine adds them: the graph and its storage go on together
+    assert read.ntotal == storage.ntotal == len(more)
+    np.testing.assert_array_equal(storage.reconstruct_n(N, 300), more[N:])
 
 
 def _link_outside(hnsw):

@@ -132,6 +132,19 @@ def test_deletions_are_skipped_then_compacted(tmp_path):
         np.testing.assert_array_equal(b.search(queries, 10, Filter())[1], truth)
 
 
+@pytest.mark.parametrize("kind", ["auto", "exact", "hnsw", "ivf"])
+def test_an_index_of_no_rows_opens_and_then_takes_rows(tmp_path, kind):
+    write(tmp_path, kind, n=0)
+    with open_backend(str(tmp_path)) as b:
+        assert b.n == 0 and b.factory == "Flat"  # no rows: nothing to link or to train cells on
+        assert (b.search(gallery(8)[0], 5, Filter())[1] == -1).all()
+    x, metas = write(tmp_path, kind, n=400)
+    with open_backend(str(tmp_path)) as b:
+        assert b.n == 400 and b.factory == faiss_kinds.factory_for(kind, 400)
+        truth, _ = naive(x[:8], x, metas, Filter())
+        np.testing.assert_array_equal(b.search(x[:8], 10, Filter())[1][:, :1], truth[:, :1])
+
+
 def test_a_second_writer_is_refused_also_through_a_symlink(tmp_path):
     write(tmp_path / "index", "exact", n=40)
     os.symlink(tmp_path / "index", tmp_path / "link")

@@ -176,7 +176,8 @@ class FaissBackend(SearchBackend):
         valid until rows are added or the index is replaced."""
         import faiss
 
-        view = faiss.rev_swig_ptr(self.flat.get_xb(), self.n * self.model["dim"]).reshape(self.n, -1)
+        dim = self.model["dim"]
+        view = faiss.rev_swig_ptr(self.flat.get_xb(), self.n * dim).reshape(self.n, dim)  # n may be 0
         return view.copy() if copy else view
 
     # The interface.
@@ -234,7 +235,9 @@ class FaissBackend(SearchBackend):
             self.cam, self.time = self.cam[keep], self.time[keep]
             self.deleted = np.zeros(len(keep), bool)
             self.info.update(faiss_file="", faiss_rows=0)
-        target = factory_for(self.kind, int((~self.deleted).sum()), self.factory, self.nlist)
+        live = int((~self.deleted).sum())
+        # No rows: an exact index of none, whatever the kind (cells need rows to be trained on).
+        target = factory_for(self.kind, live, self.factory, self.nlist) if live else "Flat"
         if compact or target != self.factory:
             # Not compacted: the new index is built from a view of the old one's vectors (at 1,000,000 x
             # 1280-d a copy is 5 GB more), and the old index goes only once the new one is built.

@@ -3,10 +3,12 @@ and read only when it is the one the catalog names and was built from the catalo
 
 An HNSW graph over flat vectors (the default index) is written without its vectors: the catalog holds
 them already, so the file is the graph alone (27 MB at 100,000 x 1280-d, not 27 MB plus 512 MB of
-vectors), and a read gives the graph the catalog's vectors as its storage (FAISS checks that a graph's
-links name its nodes as it reads it: a forged graph is refused, never walked). A file that holds its
-vectors (other kinds, and graphs written by earlier versions) is read whole, and its vectors are
-compared with the catalog's by the caller."""
+vectors), and a read gives the graph the catalog's vectors as its storage. FAISS checks as it reads a
+graph that its links lie within its nodes, so a forged graph cannot lead a search outside its arrays;
+one forged with links in range is a worse graph, whose results are still ranked by the catalog's
+vectors (and forging it means forging the catalog's digest too). A file that holds its vectors
+(other kinds, and graphs written by earlier versions) is read whole, and its vectors are compared with
+the catalog's by the caller."""
 import fcntl
 import hashlib
 import os
@@ -104,7 +106,7 @@ def read_faiss(folder, info, checksums, vectors):
             raise refuse(f"was not built from the rows of {CATALOG} (their checksums differ)")
         f.seek(0)
         try:
-            index = faiss.read_index(faiss.PyCallbackIOReader(f.read, READ_BLOCK), faiss.IO_FLAG_SKIP_STORAGE)
+            index = faiss.read_index(faiss.PyCallbackIOReader(f.read, READ_BLOCK))
         except RuntimeError as e:
             raise refuse(f"cannot be read by FAISS ({str(e).splitlines()[0]})") from None
     if index.ntotal != info["faiss_rows"] or index.d != info["dim"]:
@@ -113,11 +115,11 @@ def read_faiss(folder, info, checksums, vectors):
     down = faiss.downcast_index(index)
     if not isinstance(down, faiss.IndexHNSW) or down.storage is not None:
         return index, True
-    # Read with IO_FLAG_SKIP_STORAGE, FAISS leaves a graph's storage out only where it was written out;
-    # it checks the graph's levels, lists and links against its size as it reads it.
+    # A graph written without its storage reads back without it (FAISS wrote a "null" in its place).
+    # FAISS has checked that the graph's levels, lists, entry point and links lie within its size.
     flat = faiss.IndexFlat(index.d, index.metric_type)
     presize_codes(flat, index.ntotal)  # the rows a search walks, in huge pages where the system has them
     flat.add(vectors[:index.ntotal])
-    down.storage, down.own_fields = flat, True
-    flat.this.disown()  # the graph owns its storage now
+    down.storage, down.own_fields = flat, True  # the graph owns its storage now (and frees it)
+    flat.this.disown()  # Python's proxy lets go of it (FAISS's setter does so too)
     return index, False
