@@ -120,6 +120,6 @@ def read_faiss(folder, info, checksums, vectors):
     flat = faiss.IndexFlat(index.d, index.metric_type)
     presize_codes(flat, index.ntotal)  # the rows a search walks, in huge pages where the system has them
     flat.add(vectors[:index.ntotal])
-    down.storage, down.own_fields = flat, True  # the graph owns its storage now (and frees it)
-    flat.this.disown()  # Python's proxy lets go of it (FAISS's setter does so too)
+    # The graph owns its storage now and frees it (FAISS's setter takes it from Python's proxy).
+    down.storage, down.own_fields = flat, True
     return index, False
