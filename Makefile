@@ -80,11 +80,14 @@ compare-labels: install
 # holds the two lists equal; `make test`'s own figures come from benchmarks/test_suite.py --write).
 # The ONNX and search benchmarks run one thread per runtime: the 2 cores are shared with other jobs,
 # where spinning thread pools measure those jobs rather than the runtime (docs/DEPLOY.md).
+# train_step.py --trained times steps from the demo's finished runs: `make demo` first where they are missing.
 bench: install
 	$(PY) benchmarks/head_loss.py
 	$(PY) benchmarks/train_step.py
 	$(PY) benchmarks/train_step.py --case demo
 	$(PY) benchmarks/train_step.py --case demo --loop-only --steps 25
+	test -f output/synthveri/softmax_mnv2/model_final.pth -a -f output/synthveri/val_mnv2/model_final.pth || $(MAKE) demo
+	$(PY) benchmarks/train_step.py --case demo --trained --steps 10
 	$(PY) benchmarks/train_step.py --case vit
 	$(PY) benchmarks/evaluation.py
 	$(PY) benchmarks/evaluation_large.py --queries 3000 --gallery 38861 --ids 3000 --fastreid --floor --no-rerank --runs 3

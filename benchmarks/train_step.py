@@ -7,12 +7,15 @@
   x view SIE fed) at FastReID's small depth (8 blocks of 768), 64x64, batch 32, C=576 (VeRi-776's identities);
 * the demo's two recipes (``--case demo``, MobileNetV2 1.0x at 64x64, batch 64, C=200: SynthVeRi's
   ``softmax_mnv2.yml`` and ``val_mnv2.yml``): each lever on the step side by side
-  (:mod:`fastreid_val.experiments.step_timing`).
+  (:mod:`fastreid_val.experiments.step_timing`); with ``--trained``, ``RUN.FLUSH_DENORMAL`` off and on,
+  steps from the demo's finished runs (run `make demo` first).
 
     python benchmarks/train_step.py [--case resnet18|vit]
     python benchmarks/train_step.py --case demo [--steps N]
+    python benchmarks/train_step.py --case demo --trained [--steps N]
 """
 import argparse
+import sys
 
 import torch
 
@@ -20,6 +23,7 @@ import fastreid_val  # noqa: F401
 from fastreid.modeling import build_model
 from fastreid.utils.events import EventStorage
 from fastreid_val.engine import build_config
+from fastreid_val.errors import MissingFileError
 from fastreid_val.experiments import step_timing
 from fastreid_val.experiments.timing import device_name, interleaved, machine
 
@@ -87,9 +91,17 @@ def main():
     p.add_argument("--steps", type=int, default=5, help="timed steps of each candidate (--case demo)")
     p.add_argument("--loop-only", action="store_true",
                    help="--case demo: only the full loop against the step on a batch in memory, for each loader")
+    p.add_argument("--trained", action="store_true",
+                   help="--case demo: RUN.FLUSH_DENORMAL off and on, steps from the demo's finished runs "
+                        f"({' and '.join(step_timing.TRAINED.values())}, written by `make demo`)")
     args = p.parse_args()
     for case in args.case or list(CASES):
-        if case == "demo":
+        if case == "demo" and args.trained:
+            try:
+                step_timing.measure_trained(args.steps)
+            except MissingFileError as e:
+                sys.exit(f"error: {e}")
+        elif case == "demo":
             step_timing.measure(args.steps, loop_only=args.loop_only)
         else:
             measure(case)

@@ -4,6 +4,12 @@ import pytest
 
 import fastreid_val  # noqa: F401  (shims and registration)
 from fastreid_val.data.synthveri import SynthSettings, ensure_synthveri
+from fastreid_val.engine.denormals import flush_denormals
+
+# This process flushes denormal floats to zero from its start, as a training process does from its
+# config's reading (RUN.FLUSH_DENORMAL, engine/denormals.py): torch's threads copy the mode when they
+# start, so the trainings run in this process find every thread flushing, as tools/train_net.py's do.
+flush_denormals(True)
 
 # An excerpt of the real VeRi-776 keypoint/orientation annotation (see tests/data/README.md).
 FIXTURE = os.path.join(os.path.dirname(__file__), "data", "veri776_keypoint_test_excerpt.txt")

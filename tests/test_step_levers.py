@@ -26,7 +26,7 @@ def test_the_levers_are_off_unless_asked():
     assert model.backbone._compiled_call_impl is None and "forward" not in vars(model)
 
 
-@pytest.mark.parametrize("key", ["RUN.COMPILE", "RUN.BF16"])
+@pytest.mark.parametrize("key", ["RUN.COMPILE", "RUN.BF16", "RUN.FLUSH_DENORMAL"])
 def test_a_bad_value_is_one_line_naming_the_key(key):
     with pytest.raises(ConfigError, match=rf"command line: Type mismatch .* maybe\) for config key: {key}$"):
         build_config(CONFIG, [key, "maybe"])

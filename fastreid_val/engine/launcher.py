@@ -16,6 +16,7 @@ from ..config import add_val_config, check_schedule, resolve_device, resolve_pre
 from ..errors import ConfigError, MissingFileError, OutputDirError, UserInputError
 from ..modeling.imagenet import resolve_imagenet_weights
 from ..modeling.vit_weights import resolve_vit_weights
+from .denormals import flush_denormals
 from .environment import run_environment
 from .step_levers import check_step_levers
 from .checkpoint import AtomicCheckpointer, check_checkpoint_compatible, read_checkpoint_model
@@ -88,9 +89,11 @@ def yaml_error_line(source, error):
 def setup(args):
     import_user_modules(getattr(args, "imports", ()))  # again in each process --num-gpus spawns
     cfg = build_config(args.config_file, args.opts)
+    threads = flush_denormals(cfg.RUN.FLUSH_DENORMAL)  # before any data or model: engine/denormals.py
     if comm.is_main_process():
         check_output_dir(cfg.OUTPUT_DIR)
     setup_plugin_logger(cfg.OUTPUT_DIR)
+    log_denormals(cfg.RUN.FLUSH_DENORMAL, threads)
     if args.eval_only:  # the checkpoint holds every weight: no ImageNet file is needed or read
         cfg.MODEL.BACKBONE.PRETRAIN = False
         num_classes_from_checkpoint(cfg)
@@ -104,6 +107,21 @@ def setup(args):
     if cfg.RUN.SEED >= 0:
         seed_all_rng(cfg.RUN.SEED + comm.get_rank())
     return cfg
+
+
+def log_denormals(enabled, threads):
+    """One log line on what ``RUN.FLUSH_DENORMAL`` did (``threads``: :func:`.denormals.flush_denormals`'s)."""
+    if threads is None:
+        logger.info("RUN.FLUSH_DENORMAL: this CPU has no flush-to-zero mode; denormal floats are computed as they are")
+        return
+    done, total = threads
+    what = "flush denormal floats to zero" if enabled else "compute on denormal floats"
+    if done == total:
+        logger.info(f"RUN.FLUSH_DENORMAL {enabled}: all {total} CPU threads {what}")
+    else:
+        logger.warning(f"RUN.FLUSH_DENORMAL {enabled} reached {done} of torch's {total} CPU threads: the others were "
+                       "started by torch work done earlier in this process and keep their mode. Run the training "
+                       "in a process of its own (tools/train_net.py) to set it on every thread.")
 
 
 def setup_plugin_logger(output_dir):

@@ -15,6 +15,11 @@ weights, which cost the same step as ImageNet's), on one batch of the recipe's o
   cache, then both again on the cache they filled (a second ``make demo``); and the break-even iteration
   count, compile time / time saved a step. A real run compiles once more for evaluation (eval-mode graph,
   test batch), so the break-even here is a lower bound.
+
+``--trained`` (:func:`measure_trained`) times ``RUN.FLUSH_DENORMAL`` instead, which a fresh model cannot
+show: a step from the weights and optimizer state a finished demo run ends with (where denormal floats
+appear), with the mode off and on, each in a fresh process (it is a thread's mode, set before torch's
+threads start), alternating round after round.
 """
 import json
 import os
@@ -29,11 +34,14 @@ import torch
 from fastreid.utils.events import EventStorage
 
 from ..engine import build_config
+from ..engine.denormals import flush_denormals
 from ..engine.environment import describe, run_environment
 from ..engine.trainer import ViewpointTrainer
+from ..errors import MissingFileError
+from ..weights_file import load_weights_file
 from .timing import interleaved
 
-__all__ = ["measure", "first_compiled_step", "CONFIGS", "VARIANTS"]
+__all__ = ["measure", "first_compiled_step", "measure_trained", "trained_step", "CONFIGS", "VARIANTS", "TRAINED"]
 
 CONFIGS = {"Softmax": "configs/SynthVeRi/softmax_mnv2.yml", "VAL": "configs/SynthVeRi/val_mnv2.yml"}
 OPTS = ["MODEL.BACKBONE.PRETRAIN", "False", "MODEL.HEADS.NUM_CLASSES", "200"]
@@ -45,6 +53,8 @@ VARIANTS = {  # name: RUN overrides on the recipe (which sets RUN.CHANNELS_LAST 
     "channels-last + bf16": ["RUN.BF16", "True"],
 }
 BASE, RECIPE_ITERATIONS = "channels-last (default)", 900
+TRAINED = {"Softmax": "output/synthveri/softmax_mnv2/model_final.pth",  # what `make demo` leaves
+           "VAL": "output/synthveri/val_mnv2/model_final.pth"}
 LOADERS = {  # name: DATALOADER overrides on the recipe
     "in memory (default)": [],
     "file loader, 2 workers": ["DATALOADER.IN_MEMORY", "off"],
@@ -191,3 +201,54 @@ def _levers(ms, compile_s, names):
             parts.append(f"{label} {s:.1f} s ({even})")
         lines.append(f"RUN.COMPILE, {n}: compile time {'; '.join(parts)}; the recipe trains {RECIPE_ITERATIONS}")
     return lines
+
+
+def trained_step(config, checkpoint, flush, steps):
+    """In this process (a child of :func:`measure_trained`), ``RUN.FLUSH_DENORMAL`` ``flush`` set first: the
+    median of ``steps`` training steps, after 2 more, from ``checkpoint``'s weights and optimizer state, on
+    4 batches of the recipe's loader in turn; printed as one JSON line."""
+    flush_denormals(flush)
+    cfg, model, _ = _model(config)
+    state = load_weights_file(checkpoint)
+    model.load_state_dict(state["model"])
+    opt, _ = ViewpointTrainer.build_optimizer(cfg, model)
+    opt.load_state_dict(state["optimizer"])
+    loader = iter(ViewpointTrainer.build_train_loader(cfg))
+    steps_on = [_step(model, opt, next(loader)) for _ in range(4)]
+    times = []
+    with EventStorage(0):
+        for i in range(steps + 2):
+            start = time.perf_counter()
+            steps_on[i % 4]()
+            times.append(time.perf_counter() - start)
+    print(json.dumps({"step": statistics.median(times[2:])}))
+
+
+def measure_trained(steps=10, rounds=3, checkpoints=None):
+    """Print ms a step with ``RUN.FLUSH_DENORMAL`` off and on (the default) from each recipe's finished run
+    (``checkpoints``: {method: model_final.pth}, :data:`TRAINED` by default), the median of ``rounds``
+    fresh processes a setting, alternating."""
+    os.environ.setdefault("FASTREID_DATASETS", "datasets")
+    checkpoints = checkpoints or TRAINED
+    for path in checkpoints.values():
+        if not os.path.isfile(path):
+            raise MissingFileError(f"{path} does not exist: --trained times steps from the demo's finished runs; "
+                                   "run `make demo` first (it writes both)")
+    load = os.getloadavg()[0]
+    ms = {}
+    for name, config in CONFIGS.items():
+        for _ in range(rounds):
+            for flush in (False, True):
+                code = ("from fastreid_val.experiments.step_timing import trained_step; "
+                        f"trained_step({config!r}, {checkpoints[name]!r}, {flush}, {steps})")
+                proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                ms.setdefault((name, flush), []).append(json.loads(proc.stdout.strip().splitlines()[-1])["step"] * 1e3)
+    lines = [f"ms a training step from the demo's finished runs (weights and optimizer state), batch 64, 64x64, "
+             f"MobileNetV2 1.0x; median of {steps} steps in each of {rounds} fresh processes a setting, median over "
+             f"processes; {describe(run_environment())}; load average {load:.1f} at the start, "
+             f"{os.getloadavg()[0]:.1f} at the end", "",
+             "| step from a finished run | RUN.FLUSH_DENORMAL False ms | True (default) ms | speed-up |", "|---|---|---|---|"]
+    for name in CONFIGS:
+        off, on = statistics.median(ms[name, False]), statistics.median(ms[name, True])
+        lines.append(f"| {name} | {off:.0f} | {on:.0f} | {off / on:.2f}x |")
+    print("\n".join(lines))
