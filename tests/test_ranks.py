@@ -108,3 +108,45 @@ def test_a_chunk_whose_queries_have_no_identity_in_the_gallery():
     with pytest.raises(AssertionError, match="all query identities do not appear"):  # FastReID's own check
         _metrics(dist, np.array([5, 6, 7]), np.zeros(9, int), np.zeros(3, int), np.ones(9, int),
                  (np.zeros(3, int), np.zeros(9, int)), 2)
+
+
+def test_distances_of_zero_and_their_ties():
+    """Entries at distance 0 (a gallery image identical to the query), signed or not, are ties of an image at
+    0; the float above 0 is a denormal, which this process (tests/conftest.py) takes for 0, as a CPU
+    training's evaluation does: the boundary above 0 must be a normal float then. Query of identity 1,
+    its images 1 and 3: image 1 at 0 after entry 0 (at -0.0, smaller index); image 3 at 0.5 after
+    entries 0, 1 and 2."""
+    dist = torch.tensor([[-0.0, 0.0, 0.0, 0.5, 1.0]])
+    ranks = chunk_ranks(dist, identity_lists(np.array([1]), np.array([7, 1, 8, 1, 9]), "cpu"), range(0, 1))
+    assert ranks.index.tolist() == [[1, 3]] and ranks.ahead.tolist() == [[1, 3]]
+
+
+# The checks above, run where denormal floats are kept (a GPU; RUN.FLUSH_DENORMAL False), in a process of
+# their own: this one flushes them from its start (tests/conftest.py).
+KEPT = """
+import torch
+import fastreid_val  # FastReID's repairs, as in every process of the project
+assert torch.set_flush_denormal(False) or True
+assert (torch.full((1 << 20,), 1e-30) * 1e-10).count_nonzero() == 1 << 20  # every thread keeps them
+from tests import test_ranks as t
+for seed in range(6):
+    t.test_counted_ranks_are_the_stable_argsort_places(seed)
+for chunk in (1, 7, None):
+    for levels in (None, 3, 30):
+        t.test_stock_metrics_are_fastreids_to_the_bit(chunk, levels)
+    for levels in (None, 4):
+        t.test_view_and_lookalike_metrics_equal_the_argsort_references(chunk, levels)
+t.test_hand_worked_ties()
+t.test_distances_of_zero_and_their_ties()
+print("checked")
+"""
+
+
+def test_the_same_where_denormals_are_kept():
+    import subprocess
+    import sys
+
+    from .test_docs import ROOT
+
+    proc = subprocess.run([sys.executable, "-c", KEPT], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "checked", proc.stderr[-3000:]

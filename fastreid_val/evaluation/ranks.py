@@ -55,10 +55,17 @@ def _bounds(s_d):
     binary search puts an entry at exactly s on an odd place (2a + 1, a the first image at s) and an
     entry between two distances on an even one. Further images at the same distance repeat the next
     float (the boundaries stay sorted). Pads (+inf) give +inf boundaries, beyond every entry.
+
+    Where the CPU flushes denormal floats to zero (``RUN.FLUSH_DENORMAL``, engine/denormals.py), the
+    float above a distance near 0 is a denormal that compares as 0, not above it: there the boundary is
+    the smallest normal float instead, so that every entry the CPU takes for 0 stays at the distance,
+    as a sort on that CPU has it. Elsewhere (a GPU, the mode off) nothing changes.
     """
     run_start = torch.searchsorted(s_d, s_d, right=False)
     head = run_start == torch.arange(s_d.size(1), device=s_d.device)
     above = torch.nextafter(s_d, s_d.new_tensor(float("inf")))
+    tiny = torch.finfo(s_d.dtype).tiny
+    above = torch.where((s_d.abs() < tiny) & ~(above > s_d), tiny, above)
     return torch.stack((torch.where(head, s_d, above), above), dim=2).flatten(1), run_start
 
 
