@@ -17,9 +17,12 @@ from .test_docs import ROOT
 # Each case in a fresh process of 2 threads, as a training starts: (threads as asked, threads), and the
 # denormal results a large product kept (torch splits it across both threads).
 CHILD = """
-import json, sys, torch
+import importlib.util, json, sys, torch
 torch.set_num_threads(2)
-from fastreid_val.engine.denormals import flush_denormals
+spec = importlib.util.spec_from_file_location("denormals", "fastreid_val/engine/denormals.py")
+denormals = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(denormals)  # the module alone (it needs torch only): a child that starts quickly
+flush_denormals = denormals.flush_denormals
 if sys.argv[1] == "late":
     torch.ones(1 << 20).mul_(2)  # torch's worker thread starts here, before the mode is set
 got = flush_denormals(sys.argv[1] != "off")
