@@ -48,6 +48,19 @@ class ChunkRanks(NamedTuple):
     ahead: torch.Tensor  # [c, M] int64: gallery entries (all G) ahead of it, by (distance, index)
 
 
+def _without_denormals(dist):
+    """``dist`` with every distance smaller in magnitude than the smallest normal float set to 0.
+
+    A CPU thread that flushes denormal floats to zero (``RUN.FLUSH_DENORMAL``, engine/denormals.py)
+    compares them as 0, one that keeps them as their values, and the threads of one process can differ
+    (torch's threads copy the mode when they start; a process that sets it late has both). Without
+    denormals, every comparison below is between zeros and normal floats, and the ranks are the same
+    whatever each thread's mode and on every device. Features give no such distances but exact zeros (an
+    image and its copy); a denormal distance counts as 0, as a flushing CPU sorts it.
+    """
+    return torch.where(dist.abs() < torch.finfo(dist.dtype).tiny, dist.new_zeros(()), dist)
+
+
 def _bounds(s_d):
     """([c, 2M] sorted boundaries, [c, M] first place of each image's distance among the images).
 
@@ -56,16 +69,12 @@ def _bounds(s_d):
     entry between two distances on an even one. Further images at the same distance repeat the next
     float (the boundaries stay sorted). Pads (+inf) give +inf boundaries, beyond every entry.
 
-    Where the CPU flushes denormal floats to zero (``RUN.FLUSH_DENORMAL``, engine/denormals.py), the
-    float above a distance near 0 is a denormal that compares as 0, not above it: there the boundary is
-    the smallest normal float instead, so that every entry the CPU takes for 0 stays at the distance,
-    as a sort on that CPU has it. Elsewhere (a GPU, the mode off) nothing changes.
+    Above 0 the boundary is the smallest normal float, not the denormal next to 0, which a CPU thread
+    that flushes denormals (:func:`_without_denormals`) takes for 0 itself.
     """
     run_start = torch.searchsorted(s_d, s_d, right=False)
     head = run_start == torch.arange(s_d.size(1), device=s_d.device)
-    above = torch.nextafter(s_d, s_d.new_tensor(float("inf")))
-    tiny = torch.finfo(s_d.dtype).tiny
-    above = torch.where((s_d.abs() < tiny) & ~(above > s_d), tiny, above)
+    above = torch.where(s_d == 0, torch.finfo(s_d.dtype).tiny, torch.nextafter(s_d, s_d.new_tensor(float("inf"))))
     return torch.stack((torch.where(head, s_d, above), above), dim=2).flatten(1), run_start
 
 
@@ -109,6 +118,7 @@ def chunk_ranks(dist, lists, rows):
     """
     c, g = dist.shape
     device = dist.device
+    dist = _without_denormals(dist)
     count = lists.count[rows.start:rows.stop]
     m = max(1, int(count.max()) if len(count) else 0)  # a column of pads when no query has any
     slot = torch.arange(m, device=device)
