@@ -45,8 +45,13 @@ $(STAMP): setup.py Makefile tools/build_rank_cylib.py
 demo: install
 	$(PY) tools/demo.py
 
+# The suite runs in TEST_WORKERS processes at once (pytest-xdist); tests/conftest.py shares the CPU cores
+# among them (each worker's torch, and the processes its tests start, get cores / workers threads).
+# TEST_WORKERS=0 runs every test in one process. benchmarks/test_suite.py runs the same command.
+TEST_WORKERS ?= 2
+
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
 
 compare: install
 	$(PY) tools/compare.py --preset synthveri --seeds 3 --out output/compare

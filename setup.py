@@ -49,7 +49,8 @@ setup(
         "gpu": ["faiss-gpu-cu12"],
         # selenium drives a headless Chromium in the annotation page's tests (skipped where no browser is installed).
         # httpx: Starlette's test client, for the web layer's unit tests. pymilvus and milvus-lite: the search
-        # contract tests run both engines, Milvus on a real Milvus Lite server.
-        "test": ["pytest", "selenium", "httpx", "pymilvus==3.0.2", "milvus-lite==3.2.2"],
+        # contract tests run both engines, Milvus on a real Milvus Lite server. pytest-xdist: `make test` runs
+        # the suite in two processes at once.
+        "test": ["pytest", "pytest-xdist", "selenium", "httpx", "pymilvus==3.0.2", "milvus-lite==3.2.2"],
     },
 )

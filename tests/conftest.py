@@ -1,10 +1,35 @@
 import os
 
-import pytest
 
-import fastreid_val  # noqa: F401  (shims and registration)
-from fastreid_val.data.synthveri import SynthSettings, ensure_synthveri
-from fastreid_val.engine.denormals import flush_denormals
+def share_cores(environ, cores):
+    """The torch threads of one of the suite's worker processes, or None to leave torch's default.
+
+    `make test` runs the suite in several processes at once (pytest-xdist, ``TEST_WORKERS`` in the
+    Makefile; ``environ`` holds ``PYTEST_XDIST_WORKER_COUNT`` in each). Each worker gets an equal share of
+    the ``cores``, at least one: two workers of torch's default 2 threads on 2 cores ran the suite slower
+    than one process. A count the user set in ``OMP_NUM_THREADS`` is theirs and is kept.
+    """
+    workers = int(environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers <= 1 or environ.get("OMP_NUM_THREADS"):
+        return None
+    return max(1, cores // workers)
+
+
+# Before torch is imported: OMP_NUM_THREADS sets this worker's torch threads and is inherited by the
+# processes its tests start (trainings, tools), so they keep to the worker's share too.
+_THREADS = share_cores(os.environ, len(os.sched_getaffinity(0)))
+if _THREADS is not None:
+    os.environ["OMP_NUM_THREADS"] = str(_THREADS)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import fastreid_val  # noqa: E402,F401  (shims and registration)
+from fastreid_val.data.synthveri import SynthSettings, ensure_synthveri  # noqa: E402
+from fastreid_val.engine.denormals import flush_denormals  # noqa: E402
+
+if _THREADS is not None:
+    torch.set_num_threads(_THREADS)  # in case torch was imported before this file (a plugin)
 
 # This process flushes denormal floats to zero from its start, as a training process does from its
 # config's reading (RUN.FLUSH_DENORMAL, engine/denormals.py): torch's threads copy the mode when they

@@ -70,7 +70,7 @@ def test_the_gpu_build_sticks_until_faiss_is_given_again(tree):
     assert stamps(tree) == [".installed-gpu"]
 
     # A later plain target keeps the GPU build: nothing is installed again.
-    for target, command in (("test", "-m pytest -q tests"), ("demo", "tools/demo.py")):
+    for target, command in (("test", "-m pytest -q -n 2 tests"), ("demo", "tools/demo.py")):
         status, _, calls = make(tree, target)
         assert status == 0 and calls == [command], (target, calls)
     assert stamps(tree) == [".installed-gpu"]
@@ -86,7 +86,7 @@ def test_a_failed_build_of_the_compiled_evaluator_does_not_stop_the_installation
     status, out, calls = make(tree, "test", fail_cylib=True)
     assert status == 0, out
     assert "build failed" in out and ".venv/install.log" in out
-    assert calls[-1] == "-m pytest -q tests"
+    assert calls[-1] == "-m pytest -q -n 2 tests"
     assert stamps(tree) == [".installed-cpu"]
 
 
@@ -112,3 +112,33 @@ def test_make_bench_runs_each_benchmark_deploy_md_reports_once(tree):
     million = _bench_commands(tree, "bench-million")  # the 1,000,000-row runs, too long for make bench
     assert million and not set(million) & set(bench)
     assert set(reported) <= set(bench) | set(million), sorted(set(reported) - set(bench) - set(million))
+
+
+def test_make_test_runs_the_suite_in_workers_as_its_benchmark_does(tree):
+    from .test_make_test_figures import _script
+
+    script = _script()
+    (tree / ".venv" / ".installed-cpu").touch()
+    for given, workers in (((), script.WORKERS), (("TEST_WORKERS=0",), 0), (("TEST_WORKERS=3",), 3)):
+        status, out, _ = make(tree, "-n", "test", *given)
+        assert status == 0, out
+        assert out.splitlines()[-1] == " ".join([".venv/bin/python", *script.command(workers, ["tests"])])
+    assert script.command(2, ["tests"]) == ["-m", "pytest", "-q", "-n", "2", "tests"]
+
+
+def test_each_worker_gets_its_share_of_the_cores():
+    from .conftest import share_cores
+
+    assert share_cores({}, 2) is None  # one process: torch's default
+    assert share_cores({"PYTEST_XDIST_WORKER_COUNT": "1"}, 2) is None
+    assert share_cores({"PYTEST_XDIST_WORKER_COUNT": "2"}, 2) == 1
+    assert share_cores({"PYTEST_XDIST_WORKER_COUNT": "2"}, 16) == 8
+    assert share_cores({"PYTEST_XDIST_WORKER_COUNT": "3"}, 2) == 1  # at least one
+    assert share_cores({"PYTEST_XDIST_WORKER_COUNT": "2", "OMP_NUM_THREADS": "3"}, 2) is None  # the user's
+    import torch
+
+    from . import conftest
+
+    if conftest._THREADS is not None:  # this process is one of make test's workers: its share is set
+        assert torch.get_num_threads() == conftest._THREADS == int(os.environ["OMP_NUM_THREADS"])
+        assert conftest._THREADS == max(1, len(os.sched_getaffinity(0)) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))
