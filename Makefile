@@ -46,12 +46,13 @@ demo: install
 	$(PY) tools/demo.py
 
 # The suite runs in TEST_WORKERS processes at once (pytest-xdist); tests/conftest.py shares the CPU cores
-# among them (each worker's torch, and the processes its tests start, get cores / workers threads).
+# among them (each worker's torch, and the processes its tests start, get cores / workers threads). A
+# worker that runs out of tests takes some of the other's (worksteal): some tests take 40 s, most 1 s.
 # TEST_WORKERS=0 runs every test in one process. benchmarks/test_suite.py runs the same command.
 TEST_WORKERS ?= 2
 
 test: install
-	$(PY) -m pytest -q -n $(TEST_WORKERS) tests
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist worksteal tests
 
 compare: install
 	$(PY) tools/compare.py --preset synthveri --seeds 3 --out output/compare

@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """What `make test` costs: the number of tests, the wall time, the peak memory of the largest process and
 of all the run's processes together, and the peak of the temporary files, measured on a run of the suite
-as `make test` runs it (``python -m pytest -q -n 2 tests``: two worker processes), with the machine and
-its load named.
+as `make test` runs it (``python -m pytest -q -n 2 --dist worksteal tests``: two worker processes), with
+the machine and its load named.
 
     python benchmarks/test_suite.py                   # measure and print
     python benchmarks/test_suite.py --write           # and write the figures into docs/GETTING_STARTED.md
@@ -37,7 +37,7 @@ WORKERS = 2  # the Makefile's TEST_WORKERS
 
 def command(workers, pytest_args):
     """What runs the suite after ``python``: `make test`'s command for ``workers`` (its TEST_WORKERS)."""
-    return ["-m", "pytest", "-q", "-n", str(workers), *pytest_args]
+    return ["-m", "pytest", "-q", "-n", str(workers), "--dist", "worksteal", *pytest_args]
 
 
 def tree_rss(pid):

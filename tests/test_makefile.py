@@ -70,7 +70,7 @@ def test_the_gpu_build_sticks_until_faiss_is_given_again(tree):
     assert stamps(tree) == [".installed-gpu"]
 
     # A later plain target keeps the GPU build: nothing is installed again.
-    for target, command in (("test", "-m pytest -q -n 2 tests"), ("demo", "tools/demo.py")):
+    for target, command in (("test", "-m pytest -q -n 2 --dist worksteal tests"), ("demo", "tools/demo.py")):
         status, _, calls = make(tree, target)
         assert status == 0 and calls == [command], (target, calls)
     assert stamps(tree) == [".installed-gpu"]
@@ -86,7 +86,7 @@ def test_a_failed_build_of_the_compiled_evaluator_does_not_stop_the_installation
     status, out, calls = make(tree, "test", fail_cylib=True)
     assert status == 0, out
     assert "build failed" in out and ".venv/install.log" in out
-    assert calls[-1] == "-m pytest -q -n 2 tests"
+    assert calls[-1] == "-m pytest -q -n 2 --dist worksteal tests"
     assert stamps(tree) == [".installed-cpu"]
 
 
@@ -123,7 +123,7 @@ def test_make_test_runs_the_suite_in_workers_as_its_benchmark_does(tree):
         status, out, _ = make(tree, "-n", "test", *given)
         assert status == 0, out
         assert out.splitlines()[-1] == " ".join([".venv/bin/python", *script.command(workers, ["tests"])])
-    assert script.command(2, ["tests"]) == ["-m", "pytest", "-q", "-n", "2", "tests"]
+    assert script.command(2, ["tests"]) == ["-m", "pytest", "-q", "-n", "2", "--dist", "worksteal", "tests"]
 
 
 def test_each_worker_gets_its_share_of_the_cores():
