@@ -48,17 +48,21 @@ class ChunkRanks(NamedTuple):
     ahead: torch.Tensor  # [c, M] int64: gallery entries (all G) ahead of it, by (distance, index)
 
 
-def _without_denormals(dist):
-    """``dist`` with every distance smaller in magnitude than the smallest normal float set to 0.
+def _without_denormals(s_d):
+    """``s_d`` (the images' distances) with every distance smaller in magnitude than the smallest normal
+    float set to 0.
 
     A CPU thread that flushes denormal floats to zero (``RUN.FLUSH_DENORMAL``, engine/denormals.py)
     compares them as 0, one that keeps them as their values, and the threads of one process can differ
-    (torch's threads copy the mode when they start; a process that sets it late has both). Without
-    denormals, every comparison below is between zeros and normal floats, and the ranks are the same
-    whatever each thread's mode and on every device. Features give no such distances but exact zeros (an
-    image and its copy); a denormal distance counts as 0, as a flushing CPU sorts it.
+    (torch's threads copy the mode when they start; onnxruntime's first session turns the calling
+    thread's off). With no denormal among the images' distances and their boundaries (:func:`_bounds`),
+    the ranks are the same whatever each thread's mode and on every device, for every gallery entry at
+    0 or a normal distance, and at a positive denormal one, which counts as 0 in both modes. Only an
+    entry at a negative denormal distance is counted ahead of the distance 0 by a thread that keeps
+    denormals: features give none (an image and its copy give exact zeros), and the [c, G] pass that
+    would set them to 0 costs a sixth of the count.
     """
-    return torch.where(dist.abs() < torch.finfo(dist.dtype).tiny, dist.new_zeros(()), dist)
+    return torch.where(s_d.abs() < torch.finfo(s_d.dtype).tiny, s_d.new_zeros(()), s_d)
 
 
 def _bounds(s_d):
@@ -118,14 +122,13 @@ def chunk_ranks(dist, lists, rows):
     """
     c, g = dist.shape
     device = dist.device
-    dist = _without_denormals(dist)
     count = lists.count[rows.start:rows.stop]
     m = max(1, int(count.max()) if len(count) else 0)  # a column of pads when no query has any
     slot = torch.arange(m, device=device)
     real = slot[None, :] < torch.as_tensor(count, device=device)[:, None]  # [c, M]
     at = (lists.start[rows.start:rows.stop, None] + slot).clamp_(max=max(g - 1, 0))
     index = torch.where(real, lists.order[at], 0)
-    s_d = torch.where(real, dist.gather(1, index), float("inf"))
+    s_d = torch.where(real, _without_denormals(dist.gather(1, index)), float("inf"))
     s_d, perm = s_d.sort(dim=1, stable=True)  # lists are in index order: now (distance, index) order
     index = torch.where(real, index.gather(1, perm), g)  # pads (+inf) stay last: ``real`` is unchanged
     bounds, run_start = _bounds(s_d)
